@@ -1,0 +1,12 @@
+//! x86-64 platform: CPU features and control registers, descriptor tables, traps, the
+//! local APIC and its timer, the legacy PIC (masked), time keeping, per-CPU data and SMP
+//! bring-up.
+pub mod apic;
+pub mod cpu;
+pub mod gdt;
+pub mod idt;
+pub mod percpu;
+pub mod pic;
+pub mod smp;
+pub mod time;
+pub mod traps;

@@ -1,0 +1,77 @@
+//! Time: the TSC, calibrated once against the PIT, is the hypervisor's monotonic clock.
+//!
+//! Calibration uses PIT channel 2 in one-shot mode (gated through port 0x61), which needs
+//! no interrupts and no memory beyond this module, so it runs before anything logs and
+//! every log line gets a real timestamp.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::instructions::port::Port;
+
+/// The PIT's input clock.
+const PIT_HZ: u64 = 1_193_182;
+const CALIBRATION_MS: u64 = 50;
+
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
+
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC only reads the time-stamp counter; CR4.TSD is clear in ring 0 anyway.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Measures the TSC frequency. Called once on the BSP before logging starts.
+pub fn calibrate_tsc() {
+    BOOT_TSC.store(rdtsc(), Ordering::Relaxed);
+    let ticks = PIT_HZ * CALIBRATION_MS / 1000;
+    let mut gate = Port::<u8>::new(0x61);
+    let mut command = Port::<u8>::new(0x43);
+    let mut channel2 = Port::<u8>::new(0x42);
+    // SAFETY: ports 0x42/0x43/0x61 are the PIT's channel 2 and its gate; nothing else in
+    // the hypervisor uses them, and channel 2 drives only the (disconnected) speaker.
+    let elapsed = unsafe {
+        let old = gate.read();
+        gate.write((old & !0x02) | 0x01); // gate on, speaker off
+        command.write(0b1011_0000); // channel 2, lobyte/hibyte, mode 0, binary
+        channel2.write((ticks & 0xff) as u8);
+        channel2.write((ticks >> 8) as u8);
+        let start = rdtsc();
+        while gate.read() & 0x20 == 0 {
+            core::hint::spin_loop();
+        }
+        let end = rdtsc();
+        gate.write(old);
+        end - start
+    };
+    TSC_HZ.store(elapsed * 1000 / CALIBRATION_MS, Ordering::Relaxed);
+}
+
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// Microseconds since calibration (0 before it).
+pub fn micros_since_boot() -> u64 {
+    let hz = tsc_hz();
+    if hz == 0 {
+        return 0;
+    }
+    let delta = rdtsc().saturating_sub(BOOT_TSC.load(Ordering::Relaxed));
+    (u128::from(delta) * 1_000_000 / u128::from(hz)) as u64
+}
+
+/// Busy-waits for `micros` microseconds.
+pub fn delay_us(micros: u64) {
+    let target = rdtsc() + tsc_hz() * micros / 1_000_000;
+    while rdtsc() < target {
+        core::hint::spin_loop();
+    }
+}
+
+/// A deadline `micros` from now, for bounded waits.
+pub fn deadline_after_us(micros: u64) -> u64 {
+    rdtsc() + tsc_hz() * micros / 1_000_000
+}
+
+pub fn passed(deadline: u64) -> bool {
+    rdtsc() >= deadline
+}

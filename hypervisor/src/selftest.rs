@@ -1,0 +1,153 @@
+//! Built-in tests, compiled only into the self-test image (`--features selftest`) and
+//! chosen with `selftest=NAME`. qemu-tests boots that image and judges each test by the
+//! exit status and by the `SELFTEST` lines, which carry values measured here.
+
+use crate::arch::x86_64::{percpu, smp, time};
+use crate::mm::{frames, phys_to_virt};
+use crate::power::{self, Outcome};
+use crate::{boot, cmdline, console};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::PhysAddr;
+
+pub fn run(name: &str) -> ! {
+    log::info!("running self-test \"{name}\"");
+    match name {
+        "boot" => boot_report(),
+        "fault" => deliberate_page_fault(),
+        "panic" => panic!("selftest: deliberate panic"),
+        "frames" => frame_stress(),
+        other => {
+            log::error!("unknown self-test \"{other}\" (known: boot, fault, panic, frames)");
+            power::stop(Outcome::Failure)
+        }
+    }
+}
+
+fn selftest_line(args: core::fmt::Arguments<'_>) {
+    console::write_fmt(format_args!("SELFTEST {args}\n"));
+}
+
+/// Waits until every online CPU's timer has ticked a few times; returns how many did.
+fn cpus_with_ticking_timers() -> usize {
+    const TICKS: u64 = 3;
+    let deadline = time::deadline_after_us(2_000_000);
+    loop {
+        let ticking = percpu::all().filter(|c| c.timer_ticks.load(Ordering::Relaxed) >= TICKS).count();
+        if ticking == smp::online() || time::passed(deadline) {
+            return ticking;
+        }
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn boot_report() -> ! {
+    let ticking = cpus_with_ticking_timers();
+    let stats = frames::stats();
+    let platform = boot::platform();
+    selftest_line(format_args!(
+        "boot cpus_online={} cpus_in_madt={} timers_ticking={} free_frames={} used_frames={}",
+        smp::online(),
+        platform.processors.iter().filter(|p| p.usable).count(),
+        ticking,
+        stats.free,
+        stats.used
+    ));
+    for (index, module) in boot::info().modules().iter().enumerate() {
+        // SAFETY: boot modules are reserved from the allocator, so nothing has written
+        // over them, and the direct map covers them.
+        let bytes = unsafe {
+            core::slice::from_raw_parts(phys_to_virt(PhysAddr::new(module.start)).as_ptr::<u8>(), module.len() as usize)
+        };
+        selftest_line(format_args!(
+            "module index={index} size={} fnv1a64={:#018x} cmdline=\"{}\"",
+            module.len(),
+            fnv1a64(bytes),
+            module.cmdline.as_str()
+        ));
+    }
+    selftest_line(format_args!("cmdline=\"{}\"", cmdline::full()));
+    power::stop(Outcome::Success)
+}
+
+/// The address `selftest=fault` writes to: canonical, in the lower half, never mapped.
+const UNMAPPED: u64 = 0x0000_7fff_dead_b000;
+
+fn deliberate_page_fault() -> ! {
+    log::info!("writing to unmapped address {UNMAPPED:#x}");
+    // SAFETY: deliberately unsound: nothing is mapped there, and the point of this test is
+    // that the resulting page fault is reported and stops the machine.
+    unsafe { (UNMAPPED as *mut u64).write_volatile(0x5afe) };
+    unreachable!("write to an unmapped address did not fault");
+}
+
+const STRESS_ROUNDS: usize = 200;
+const STRESS_BATCH: usize = 64;
+
+/// One bit per frame: set while some CPU holds the frame. A second setter is a duplicate.
+static CLAIMED: spin::Once<Vec<AtomicU64>> = spin::Once::new();
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static DUPLICATES: AtomicU64 = AtomicU64::new(0);
+
+fn claim(pa: PhysAddr, set: bool) -> bool {
+    let frame = pa.as_u64() / 4096;
+    let word = &CLAIMED.get().expect("claim map")[(frame / 64) as usize];
+    let bit = 1u64 << (frame % 64);
+    if set {
+        word.fetch_or(bit, Ordering::AcqRel) & bit == 0
+    } else {
+        word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+    }
+}
+
+/// Every CPU allocates batches of frames, stamps each with its owner, checks that no other
+/// CPU holds (or scribbled on) them, and frees them again.
+fn stress_job(cpu: usize) {
+    let mut held = [PhysAddr::zero(); STRESS_BATCH];
+    for round in 0..STRESS_ROUNDS {
+        let stamp = ((cpu as u64) << 32) | round as u64;
+        for slot in held.iter_mut() {
+            let pa = frames::alloc().expect("frame stress ran out of memory");
+            if !claim(pa, true) {
+                DUPLICATES.fetch_add(1, Ordering::Relaxed);
+            }
+            // SAFETY: the frame was just handed to this CPU; the direct map covers it.
+            unsafe { phys_to_virt(pa).as_mut_ptr::<u64>().write_volatile(stamp) };
+            *slot = pa;
+        }
+        ALLOCATIONS.fetch_add(STRESS_BATCH as u64, Ordering::Relaxed);
+        for &pa in held.iter() {
+            // SAFETY: as above; this CPU still owns the frame.
+            let seen = unsafe { phys_to_virt(pa).as_ptr::<u64>().read_volatile() };
+            if seen != stamp || !claim(pa, false) {
+                DUPLICATES.fetch_add(1, Ordering::Relaxed);
+            }
+            frames::free(pa);
+        }
+    }
+}
+
+fn frame_stress() -> ! {
+    let before = frames::stats().free;
+    let highest_frame = crate::boot::info()
+        .memory_map()
+        .iter()
+        .map(|r| r.end() / 4096)
+        .max()
+        .unwrap_or(0);
+    CLAIMED.call_once(|| (0..highest_frame.div_ceil(64)).map(|_| AtomicU64::new(0)).collect());
+    smp::run_on_all_cpus(stress_job);
+    let after = frames::stats().free;
+    let duplicates = DUPLICATES.load(Ordering::Relaxed);
+    selftest_line(format_args!(
+        "frames cpus={} allocations={} duplicates={duplicates} free_before={before} free_after={after}",
+        smp::online(),
+        ALLOCATIONS.load(Ordering::Relaxed)
+    ));
+    let ok = duplicates == 0 && before == after;
+    power::stop(if ok { Outcome::Success } else { Outcome::Failure })
+}
