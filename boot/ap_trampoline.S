@@ -1,24 +1,27 @@
 /* Application-processor trampoline. The BSP copies the bytes between
- * ap_trampoline_start and ap_trampoline_end to physical AP_TRAMPOLINE_BASE (a page below
- * 1 MiB) and fills in the parameter block at its end, then sends INIT-SIPI-SIPI with the
- * vector AP_TRAMPOLINE_BASE >> 12. The AP starts here in 16-bit real mode with
- * CS = AP_TRAMPOLINE_BASE >> 4, IP = 0.
+ * ap_trampoline_start and ap_trampoline_end to a free page below 1 MiB, fills in the
+ * parameter block at its end, and sends INIT-SIPI-SIPI with that page's number as the
+ * vector. The AP starts here in 16-bit real mode with CS = page << 8, IP = 0.
+ *
+ * The code is position-independent: it finds its own physical base from CS (kept in ebx)
+ * and forms every absolute address from it, because the page it runs from is chosen at
+ * boot (a boot loader may have put a module anywhere in low memory).
  *
  * Path: real mode -> 32-bit protected mode -> long mode on the boot stub's identity page
  * tables (they map this page) -> ap_long_mode_entry in the image, which switches to the
  * hypervisor's page tables and stack and calls the Rust AP entry. The parameter block is
- * read before the switch: the real page tables do not map this page.
+ * read before that switch: the hypervisor's page tables do not map this page.
  */
 
-.set AP_TRAMPOLINE_BASE, 0x8000
 .set MSR_EFER,           0xc0000080
 .set EFER_LME,           1 << 8
 .set CR4_PAE,            1 << 5
-/* Addresses inside the installed copy (LLVM's Intel syntax takes one symbol per operand). */
+/* Offsets inside the trampoline (LLVM's Intel syntax takes one symbol per operand). */
+.set AP_GDT_OFFSET,         ap_gdt - ap_trampoline_start
 .set AP_GDT_POINTER_OFFSET, ap_gdt_pointer - ap_trampoline_start
-.set AP_PARAMS,             AP_TRAMPOLINE_BASE + (ap_params - ap_trampoline_start)
-.set AP_PARAMS_BOOT_CR3,    AP_PARAMS
-.set AP_PARAMS_EFER_BITS,   AP_PARAMS + 8
+.set AP_PM32_OFFSET,        ap_protected_mode - ap_trampoline_start
+.set AP_LM64_OFFSET,        ap_long_mode - ap_trampoline_start
+.set AP_PARAMS_OFFSET,      ap_params - ap_trampoline_start
 
 .section .rodata.ap_trampoline, "a"
 .balign 16
@@ -29,14 +32,24 @@ ap_trampoline_start:
     cld
     mov ax, cs
     mov ds, ax
+    xor ebx, ebx
+    mov bx, ax
+    shl ebx, 4                                /* ebx = physical base of this page */
+    /* Point the GDT descriptor at this copy's GDT, then load it. */
+    mov eax, ebx
+    add eax, offset AP_GDT_OFFSET
+    mov dword ptr [AP_GDT_POINTER_OFFSET + 2], eax
     lgdt [AP_GDT_POINTER_OFFSET]
     mov eax, cr0
     or eax, 1
     mov cr0, eax
-    /* ljmp 0x08:ap_protected_mode with a 32-bit offset */
-    .byte 0x66, 0xea
-    .long AP_TRAMPOLINE_BASE + (ap_protected_mode - ap_trampoline_start)
-    .short 0x08
+    /* Far return to 0x08:(base + ap_protected_mode), with 32-bit operands. */
+    mov eax, 0x08
+    push eax
+    mov eax, ebx
+    add eax, offset AP_PM32_OFFSET
+    push eax
+    .byte 0x66, 0xcb                          /* retfd */
 
 .code32
 ap_protected_mode:
@@ -47,24 +60,27 @@ ap_protected_mode:
     mov eax, cr4
     or eax, CR4_PAE
     mov cr4, eax
-    mov eax, dword ptr [AP_PARAMS_BOOT_CR3]
+    mov eax, dword ptr [ebx + AP_PARAMS_OFFSET]          /* boot_cr3 */
     mov cr3, eax
     mov ecx, MSR_EFER
     rdmsr
     or eax, EFER_LME
-    or eax, dword ptr [AP_PARAMS_EFER_BITS]
+    or eax, dword ptr [ebx + AP_PARAMS_OFFSET + 8]      /* efer_bits */
     wrmsr
     mov eax, cr0
     or eax, 0x80000001                        /* PG | PE */
     mov cr0, eax
-    /* ljmp 0x18:ap_long_mode */
-    .byte 0xea
-    .long AP_TRAMPOLINE_BASE + (ap_long_mode - ap_trampoline_start)
-    .short 0x18
+    /* Far return to 0x18:(base + ap_long_mode): the 64-bit code segment. A stack is
+     * needed for that: use the end of this page. */
+    lea esp, [ebx + 4096]
+    push 0x18
+    lea eax, [ebx + AP_LM64_OFFSET]
+    push eax
+    retf
 
 .code64
 ap_long_mode:
-    mov edi, offset AP_PARAMS
+    lea edi, [rbx + AP_PARAMS_OFFSET]
     movabs rax, offset ap_long_mode_entry
     jmp rax
 
@@ -75,20 +91,21 @@ ap_gdt:
     .quad 0x00cf92000000ffff                  /* 0x10: data */
     .quad 0x00af9a000000ffff                  /* 0x18: 64-bit code */
 ap_gdt_end:
+.balign 8
 ap_gdt_pointer:
     .short ap_gdt_end - ap_gdt - 1
-    .long AP_TRAMPOLINE_BASE + (ap_gdt - ap_trampoline_start)
+    .long 0                                   /* base: filled in at run time */
 
 /* Parameter block: layout mirrored by `TrampolineParams` in smp.rs. */
 .balign 8
 .global ap_params
 ap_params:
-ap_params_boot_cr3:   .quad 0             /* identity tables below 4 GiB */
-ap_params_efer_bits:  .quad 0             /* extra EFER bits (NXE) */
-ap_params_cr3:        .quad 0             /* the hypervisor's page tables */
-ap_params_stack_top:  .quad 0
-ap_params_entry:      .quad 0             /* extern "C" fn(cpu_index: u64) -> ! */
-ap_params_cpu_index:  .quad 0
+    .quad 0             /* boot_cr3: identity tables below 4 GiB */
+    .quad 0             /* efer_bits: extra EFER bits (NXE) */
+    .quad 0             /* cr3: the hypervisor's page tables */
+    .quad 0             /* stack_top */
+    .quad 0             /* entry: extern "C" fn(cpu_index: u64) -> ! */
+    .quad 0             /* cpu_index */
 .global ap_trampoline_end
 ap_trampoline_end:
 

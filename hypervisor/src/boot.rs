@@ -132,7 +132,7 @@ extern "C" fn boot_processor_continue() -> ! {
     smp::init_bsp(bsp_apic_id, stacks);
     x86_64::instructions::interrupts::enable();
 
-    let online = smp::start_application_processors(&platform.processors);
+    let online = smp::start_application_processors(&platform.processors, info);
     log::info!("{online} of {usable} CPUs online");
     log::info!("boot modules: {}", info.modules().len());
     for (i, module) in info.modules().iter().enumerate() {

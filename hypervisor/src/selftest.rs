@@ -85,7 +85,7 @@ fn deliberate_page_fault() -> ! {
     unreachable!("write to an unmapped address did not fault");
 }
 
-const STRESS_ROUNDS: usize = 200;
+const STRESS_ROUNDS: usize = 1000;
 const STRESS_BATCH: usize = 64;
 
 /// One bit per frame: set while some CPU holds the frame. A second setter is a duplicate.
@@ -133,13 +133,8 @@ fn stress_job(cpu: usize) {
 
 fn frame_stress() -> ! {
     let before = frames::stats().free;
-    let highest_frame = crate::boot::info()
-        .memory_map()
-        .iter()
-        .map(|r| r.end() / 4096)
-        .max()
-        .unwrap_or(0);
-    CLAIMED.call_once(|| (0..highest_frame.div_ceil(64)).map(|_| AtomicU64::new(0)).collect());
+    let frames_tracked = frames::tracked_frames();
+    CLAIMED.call_once(|| (0..frames_tracked.div_ceil(64)).map(|_| AtomicU64::new(0)).collect());
     smp::run_on_all_cpus(stress_job);
     let after = frames::stats().free;
     let duplicates = DUPLICATES.load(Ordering::Relaxed);

@@ -104,6 +104,12 @@ pub fn free(pa: PhysAddr) {
     }
 }
 
+/// Frame numbers the allocator can hand out lie below this.
+#[cfg_attr(not(feature = "selftest"), allow(dead_code))]
+pub fn tracked_frames() -> u64 {
+    with(|b| b.nframes())
+}
+
 pub fn stats() -> FrameStats {
     with(|b| b.stats())
 }

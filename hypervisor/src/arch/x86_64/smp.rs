@@ -1,22 +1,20 @@
 //! Bringing up the application processors, and the few cross-CPU operations the
 //! foundation needs: running a job on every CPU, and stopping them all.
 //!
-//! APs start one at a time through the real-mode trampoline (`boot/ap_trampoline.S`)
-//! copied to [`TRAMPOLINE_BASE`] with INIT-SIPI-SIPI (Intel SDM Vol. 3 §8.4.4), check in
+//! APs start one at a time through the real-mode trampoline (`boot/ap_trampoline.S`),
+//! copied to a free page below 1 MiB, with INIT-SIPI-SIPI (Intel SDM Vol. 3 §8.4.4), check in
 //! as soon as they reach Rust (the trampoline page is then free for the next one), and
 //! count themselves online once their descriptor tables, APIC and timer are up.
 
 use super::{apic, cpu, gdt, idt, percpu, time, traps};
 use crate::acpi::Processor;
+use bootinfo::{BootInfo, MemoryKind};
 use crate::mm::{self, paging, stacks};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use x86_64::registers::model_specific::EferFlags;
 use x86_64::PhysAddr;
 
-/// Physical page the trampoline runs from (below 1 MiB, reserved from the allocator).
-pub const TRAMPOLINE_BASE: u64 = 0x8000;
-const SIPI_VECTOR: u32 = (TRAMPOLINE_BASE >> 12) as u32;
 const AP_CHECK_IN_TIMEOUT_US: u64 = 2_000_000;
 const AP_ONLINE_TIMEOUT_US: u64 = 5_000_000;
 
@@ -70,8 +68,12 @@ pub fn init_bsp(apic_id: u32, stacks: stacks::CpuStacks) {
 
 /// Starts every usable AP in `processors` (the BSP, first in the list, is skipped).
 /// Returns how many came online.
-pub fn start_application_processors(processors: &[Processor]) -> usize {
-    install_trampoline();
+pub fn start_application_processors(processors: &[Processor], info: &BootInfo) -> usize {
+    let Some(trampoline) = choose_trampoline_page(info) else {
+        log::error!("no free page below 1 MiB for the AP trampoline; running on the boot CPU only");
+        return online();
+    };
+    install_trampoline(trampoline);
     let mut next_index = 1;
     for p in processors.iter().skip(1) {
         if !p.usable {
@@ -82,7 +84,7 @@ pub fn start_application_processors(processors: &[Processor]) -> usize {
             log::warn!("more than {} CPUs: APIC id {} stays parked", percpu::MAX_CPUS, p.apic_id);
             continue;
         }
-        if start_one(next_index, p.apic_id) {
+        if start_one(trampoline, next_index, p.apic_id) {
             next_index += 1;
         } else {
             log::error!("CPU with APIC id {} did not start; continuing without it", p.apic_id);
@@ -98,7 +100,23 @@ pub fn start_application_processors(processors: &[Processor]) -> usize {
     online()
 }
 
-fn install_trampoline() {
+/// A page below 1 MiB (SIPI can only start CPUs there) that the memory map calls usable
+/// and no boot module occupies. The allocator never hands out the first MiB, so it stays
+/// ours.
+fn choose_trampoline_page(info: &BootInfo) -> Option<u64> {
+    const PAGE: u64 = 4096;
+    (1..0x100).map(|n| n * PAGE).find(|&page| {
+        let end = page + PAGE;
+        let usable = info
+            .memory_map()
+            .iter()
+            .any(|r| r.kind == MemoryKind::Usable && r.start <= page && end <= r.end());
+        let occupied = info.modules().iter().any(|m| m.start < end && page < m.end);
+        usable && !occupied
+    })
+}
+
+fn install_trampoline(page: u64) {
     let (start, end, params) = (
         core::ptr::addr_of!(ap_trampoline_start),
         core::ptr::addr_of!(ap_trampoline_end),
@@ -107,26 +125,26 @@ fn install_trampoline() {
     let len = end as usize - start as usize;
     assert!(len <= 4096, "AP trampoline is {len} bytes, more than a page");
     assert_eq!(params - start as usize + core::mem::size_of::<TrampolineParams>(), len);
-    let target = mm::phys_to_virt(PhysAddr::new(TRAMPOLINE_BASE)).as_mut_ptr::<u8>();
+    let target = mm::phys_to_virt(PhysAddr::new(page)).as_mut_ptr::<u8>();
     // SAFETY: the trampoline page lies in the reserved first MiB, which nothing else uses,
     // and the direct map covers it; source and destination do not overlap.
     unsafe { core::ptr::copy_nonoverlapping(start, target, len) };
 }
 
-fn params() -> &'static mut TrampolineParams {
+fn params(page: u64) -> &'static mut TrampolineParams {
     let offset = core::ptr::addr_of!(ap_params) as u64 - core::ptr::addr_of!(ap_trampoline_start) as u64;
-    let va = mm::phys_to_virt(PhysAddr::new(TRAMPOLINE_BASE + offset));
+    let va = mm::phys_to_virt(PhysAddr::new(page + offset));
     // SAFETY: the parameter block sits in the installed trampoline page, 8-byte aligned;
     // only the BSP writes it, and only while no AP is reading it (one AP at a time).
     unsafe { &mut *va.as_mut_ptr::<TrampolineParams>() }
 }
 
-fn start_one(index: usize, apic_id: u32) -> bool {
+fn start_one(trampoline: u64, index: usize, apic_id: u32) -> bool {
     let stacks = stacks::allocate(index);
     percpu::create(index, apic_id, stacks);
     let efer_bits = if cpu::features().no_execute { EferFlags::NO_EXECUTE_ENABLE.bits() } else { 0 };
     let boot_cr3 = core::ptr::addr_of!(boot_pml4) as u64;
-    *params() = TrampolineParams {
+    *params(trampoline) = TrampolineParams {
         boot_cr3,
         efer_bits,
         cr3: paging::kernel_pml4(),
@@ -139,7 +157,7 @@ fn start_one(index: usize, apic_id: u32) -> bool {
     apic::send_ipi(apic_id, apic::icr::INIT | apic::icr::LEVEL_ASSERT);
     time::delay_us(10_000);
     for _ in 0..2 {
-        apic::send_ipi(apic_id, apic::icr::STARTUP | SIPI_VECTOR);
+        apic::send_ipi(apic_id, apic::icr::STARTUP | (trampoline >> 12) as u32);
         let deadline = time::deadline_after_us(AP_CHECK_IN_TIMEOUT_US / 2);
         while !time::passed(deadline) {
             if CHECKED_IN.load(Ordering::Acquire) == index as u64 {
