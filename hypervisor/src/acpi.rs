@@ -36,7 +36,6 @@ impl AcpiHandler for DirectMap {
 #[derive(Debug, Clone, Copy)]
 pub struct Processor {
     pub apic_id: u32,
-    pub uid: u32,
     pub usable: bool,
 }
 
@@ -53,7 +52,6 @@ pub struct Platform {
     pub processors: Vec<Processor>,
     pub io_apics: Vec<IoApic>,
     pub local_apic_address: u64,
-    pub legacy_pics: bool,
 }
 
 /// Where an RSDP handed over as bytes is kept, so the tables can be found by address.
@@ -84,6 +82,16 @@ pub enum PlatformError {
     NoProcessors,
 }
 
+impl core::fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PlatformError::Tables(e) => write!(f, "bad or missing ACPI tables: {e:?}"),
+            PlatformError::NotApic => f.write_str("the MADT describes no APIC interrupt model"),
+            PlatformError::NoProcessors => f.write_str("the MADT lists no processors"),
+        }
+    }
+}
+
 pub fn discover(rsdp: Option<RsdpLocation>) -> Result<Platform, PlatformError> {
     let tables = match rsdp {
         Some(location) => {
@@ -107,7 +115,6 @@ pub fn discover(rsdp: Option<RsdpLocation>) -> Result<Platform, PlatformError> {
     let cpus = info.processor_info.ok_or(PlatformError::NoProcessors)?;
     let describe = |p: &::acpi::platform::Processor| Processor {
         apic_id: p.local_apic_id,
-        uid: p.processor_uid,
         usable: p.state != ProcessorState::Disabled,
     };
     let mut processors = Vec::with_capacity(1 + cpus.application_processors.len());
@@ -121,6 +128,5 @@ pub fn discover(rsdp: Option<RsdpLocation>) -> Result<Platform, PlatformError> {
             .map(|io| IoApic { id: io.id, address: io.address, gsi_base: io.global_system_interrupt_base })
             .collect(),
         local_apic_address: apic.local_apic_address,
-        legacy_pics: apic.also_has_legacy_pics,
     })
 }

@@ -82,7 +82,17 @@ pub fn boot_processor_main(protocol: u32, info_pa: u64) -> ! {
     for option in cmdline::unknown_options() {
         log::warn!("ignoring unknown command-line option \"{option}\"");
     }
-    log::info!("TSC: {}.{:03} MHz", time::tsc_hz() / 1_000_000, time::tsc_hz() / 1000 % 1000);
+    let features = cpu::features();
+    log::info!(
+        "CPU: {:?}, TSC {}.{:03} MHz{}, x2APIC {}, 1 GiB pages {}, NX {}",
+        features.vendor,
+        time::tsc_hz() / 1_000_000,
+        time::tsc_hz() / 1000 % 1000,
+        if features.invariant_tsc { " (invariant)" } else { "" },
+        features.x2apic,
+        features.huge_pages_1g,
+        features.no_execute
+    );
     log::info!("memory map ({} entries):", info.memory_map().len());
     for region in info.memory_map() {
         log::info!("  {:#014x}-{:#014x} {}", region.start, region.end(), region.kind);
@@ -105,9 +115,8 @@ pub fn boot_processor_main(protocol: u32, info_pa: u64) -> ! {
 /// The rest of the BSP's boot, on its guarded stack.
 extern "C" fn boot_processor_continue() -> ! {
     let info = info();
-    let platform = PLATFORM.call_once(|| {
-        acpi::discover(info.rsdp).unwrap_or_else(|e| panic!("cannot read the ACPI tables: {e:?}"))
-    });
+    let platform = PLATFORM
+        .call_once(|| acpi::discover(info.rsdp).unwrap_or_else(|e| panic!("cannot discover the platform: {e}")));
     let usable = platform.processors.iter().filter(|p| p.usable).count();
     log::info!(
         "ACPI: {} CPUs in the MADT ({usable} usable), local APIC at {:#x}",
@@ -122,10 +131,7 @@ extern "C" fn boot_processor_continue() -> ! {
     apic::init_bsp(cpu::features().x2apic, |pa| mm::map_mmio(pa, 4096));
     let bsp_apic_id = apic::id();
     if bsp_apic_id != platform.processors[0].apic_id {
-        log::warn!(
-            "boot CPU has APIC id {bsp_apic_id}, the MADT names {} as boot CPU",
-            platform.processors[0].apic_id
-        );
+        log::warn!("boot CPU has APIC id {bsp_apic_id}, the MADT names {} as boot CPU", platform.processors[0].apic_id);
     }
     apic::calibrate_timer();
     let stacks = *BSP_STACKS.get().expect("BSP stacks allocated before the stack switch");

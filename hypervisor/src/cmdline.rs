@@ -19,15 +19,11 @@ pub fn full() -> &'static str {
 
 /// The value of the last `key=value` for `key`, or `Some("")` for a bare `key`.
 pub fn get(key: &str) -> Option<&'static str> {
-    options(full())
-        .filter(|(k, _)| *k == key)
-        .last()
-        .map(|(_, v)| v)
+    options(full()).filter(|(k, _)| *k == key).last().map(|(_, v)| v)
 }
 
 fn options(line: &str) -> impl Iterator<Item = (&str, &str)> {
-    line.split_ascii_whitespace()
-        .map(|opt| opt.split_once('=').unwrap_or((opt, "")))
+    line.split_ascii_whitespace().map(|opt| opt.split_once('=').unwrap_or((opt, "")))
 }
 
 #[cfg(feature = "selftest")]
@@ -37,7 +33,5 @@ const KNOWN_OPTIONS: &[&str] = &["loglvl"];
 
 /// Options on the line that this build does not understand.
 pub fn unknown_options() -> impl Iterator<Item = &'static str> {
-    options(full())
-        .map(|(k, _)| k)
-        .filter(|k| !KNOWN_OPTIONS.contains(k))
+    options(full()).map(|(k, _)| k).filter(|k| !KNOWN_OPTIONS.contains(k))
 }

@@ -15,6 +15,7 @@ const DEBUG_EXIT_SUCCESS: u32 = 0x10;
 const DEBUG_EXIT_FAILURE: u32 = 0x11;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "selftest"), allow(dead_code))]
 pub enum Outcome {
     Success,
     Failure,

@@ -222,10 +222,7 @@ fn multiboot2_tag_overrunning_the_structure_is_refused() {
     let mut m = mb2_image(standard_mb2_tags);
     m.put(BASE + 12, &0x1000u32.to_le_bytes()); // first tag's size
     let mut info = BootInfo::new();
-    assert_eq!(
-        info.parse_multiboot2(&m, BASE).unwrap_err(),
-        BootInfoError::BadMultiboot2("tag size out of bounds")
-    );
+    assert_eq!(info.parse_multiboot2(&m, BASE).unwrap_err(), BootInfoError::BadMultiboot2("tag size out of bounds"));
 }
 
 #[test]

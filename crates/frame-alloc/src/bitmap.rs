@@ -113,10 +113,7 @@ impl<'a> FrameBitmap<'a> {
     /// If `storage` is shorter than [`storage_words`]`(nframes)` or
     /// `nframes > MAX_FRAMES`.
     pub fn new(storage: &'a mut [u64], nframes: u64) -> Self {
-        assert!(
-            nframes <= MAX_FRAMES,
-            "FrameBitmap::new: nframes exceeds MAX_FRAMES"
-        );
+        assert!(nframes <= MAX_FRAMES, "FrameBitmap::new: nframes exceeds MAX_FRAMES");
         let need = storage_words(nframes);
         assert!(
             storage.len() >= need,
@@ -128,14 +125,7 @@ impl<'a> FrameBitmap<'a> {
         let (storage, _) = storage.split_at_mut(need);
         storage.fill(0);
         let (managed, free) = storage.split_at_mut(need / 2);
-        Self {
-            managed,
-            free,
-            nframes,
-            managed_count: 0,
-            free_count: 0,
-            next_word: 0,
-        }
+        Self { managed, free, nframes, managed_count: 0, free_count: 0, next_word: 0 }
     }
 
     /// Number of frames the bitmap covers (frames `[0, nframes)`).
@@ -273,10 +263,7 @@ impl<'a> FrameBitmap<'a> {
             return Err(FreeError::NotAligned);
         }
         let first = addr / FRAME_SIZE;
-        let end = first
-            .checked_add(count)
-            .filter(|&e| e <= self.nframes)
-            .ok_or(FreeError::OutOfRange)?;
+        let end = first.checked_add(count).filter(|&e| e <= self.nframes).ok_or(FreeError::OutOfRange)?;
         for (w, mask) in WordMasks::new(first, end) {
             if mask & !self.managed[w] != 0 {
                 return Err(FreeError::Unmanaged);
@@ -319,11 +306,7 @@ impl<'a> FrameBitmap<'a> {
 
     /// All three counters at once.
     pub fn stats(&self) -> FrameStats {
-        FrameStats {
-            managed: self.managed_frames(),
-            free: self.free_frames(),
-            used: self.used_frames(),
-        }
+        FrameStats { managed: self.managed_frames(), free: self.free_frames(), used: self.used_frames() }
     }
 
     fn bit(&self, bits: &[u64], addr: u64) -> bool {
@@ -339,18 +322,12 @@ impl<'a> FrameBitmap<'a> {
         let mut free = 0;
         for (w, (&m, &f)) in self.managed.iter().zip(self.free.iter()).enumerate() {
             assert_eq!(f & !m, 0, "free bit without managed bit in word {w}");
-            let in_range = WordMasks::new(w as u64 * BITS, self.nframes)
-                .next()
-                .map_or(0, |(_, mask)| mask);
+            let in_range = WordMasks::new(w as u64 * BITS, self.nframes).next().map_or(0, |(_, mask)| mask);
             assert_eq!(m & !in_range, 0, "managed bit beyond nframes in word {w}");
             managed += u64::from(m.count_ones());
             free += u64::from(f.count_ones());
         }
-        FrameStats {
-            managed,
-            free,
-            used: managed - free,
-        }
+        FrameStats { managed, free, used: managed - free }
     }
 }
 

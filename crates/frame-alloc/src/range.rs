@@ -34,10 +34,7 @@ impl PhysRange {
     /// pair. The end saturates at `u64::MAX` so a bogus length cannot wrap
     /// around and alias low memory.
     pub const fn from_base_len(base: u64, len: u64) -> Self {
-        Self {
-            start: base,
-            end: base.saturating_add(len),
-        }
+        Self { start: base, end: base.saturating_add(len) }
     }
 
     /// Number of bytes in the range (0 if empty or inverted).
@@ -122,10 +119,7 @@ mod tests {
 
     #[test]
     fn from_base_len_saturates() {
-        assert_eq!(
-            PhysRange::from_base_len(0x1000, 0x1000),
-            PhysRange::new(0x1000, 0x2000)
-        );
+        assert_eq!(PhysRange::from_base_len(0x1000, 0x1000), PhysRange::new(0x1000, 0x2000));
         assert_eq!(PhysRange::from_base_len(u64::MAX - 1, 10).end, u64::MAX);
     }
 
@@ -143,21 +137,12 @@ mod tests {
     #[test]
     fn frames_inward() {
         let f = FRAME_SIZE;
-        assert_eq!(
-            PhysRange::new(0, 3 * f).frames_inward(),
-            PhysRange::new(0, 3 * f)
-        );
-        assert_eq!(
-            PhysRange::new(1, 3 * f - 1).frames_inward(),
-            PhysRange::new(f, 2 * f)
-        );
+        assert_eq!(PhysRange::new(0, 3 * f).frames_inward(), PhysRange::new(0, 3 * f));
+        assert_eq!(PhysRange::new(1, 3 * f - 1).frames_inward(), PhysRange::new(f, 2 * f));
         assert!(PhysRange::new(1, 2 * f - 1).frames_inward().is_empty());
         assert!(PhysRange::new(f + 1, f + 2).frames_inward().is_empty());
         assert_eq!(PhysRange::new(1, 2 * f - 1).frame_count(), 0);
-        assert_eq!(
-            PhysRange::new(0x9_fc00, 0x20_0123).frame_count(),
-            0x200 - 0xa0
-        );
+        assert_eq!(PhysRange::new(0x9_fc00, 0x20_0123).frame_count(), 0x200 - 0xa0);
         // Near the top of the address space rounding up must not wrap to 0.
         let top = PhysRange::new(u64::MAX - 10, u64::MAX).frames_inward();
         assert!(top.is_empty());

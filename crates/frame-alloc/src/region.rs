@@ -58,10 +58,7 @@ impl<const N: usize> Eq for RegionList<N> {}
 impl<const N: usize> RegionList<N> {
     /// An empty list.
     pub const fn new() -> Self {
-        Self {
-            ranges: [PhysRange::EMPTY; N],
-            len: 0,
-        }
+        Self { ranges: [PhysRange::EMPTY; N], len: 0 }
     }
 
     /// Maximum number of disjoint ranges the list can hold.
@@ -125,10 +122,8 @@ impl<const N: usize> RegionList<N> {
             self.ranges[i] = range;
             self.len += 1;
         } else {
-            let merged = PhysRange {
-                start: range.start.min(self.ranges[i].start),
-                end: range.end.max(self.ranges[j - 1].end),
-            };
+            let merged =
+                PhysRange { start: range.start.min(self.ranges[i].start), end: range.end.max(self.ranges[j - 1].end) };
             self.ranges[i] = merged;
             self.ranges.copy_within(j..self.len, i + 1);
             self.len -= j - i - 1;
@@ -156,14 +151,8 @@ impl<const N: usize> RegionList<N> {
         }
         let first = self.ranges[i];
         let last = self.ranges[j - 1];
-        let left = (first.start < range.start).then_some(PhysRange {
-            start: first.start,
-            end: range.start,
-        });
-        let right = (last.end > range.end).then_some(PhysRange {
-            start: range.end,
-            end: last.end,
-        });
+        let left = (first.start < range.start).then_some(PhysRange { start: first.start, end: range.start });
+        let right = (last.end > range.end).then_some(PhysRange { start: range.end, end: last.end });
         let keep = usize::from(left.is_some()) + usize::from(right.is_some());
         let new_len = self.len - (j - i) + keep;
         // Check before touching anything so a failed split leaves no trace.
@@ -412,25 +401,17 @@ mod tests {
         let mut usable: RegionList<16> = RegionList::new();
         // Firmware map: two RAM ranges, one with a ragged end.
         usable.add(PhysRange::from_base_len(0, 0x9_fc00)).unwrap();
-        usable
-            .add(PhysRange::from_base_len(MIB, 511 * MIB + 0x123))
-            .unwrap();
+        usable.add(PhysRange::from_base_len(MIB, 511 * MIB + 0x123)).unwrap();
         usable.remove(r(0, MIB)).unwrap(); // low 1 MiB
         usable.remove(r(2 * MIB, 2 * MIB + 0x3_4567)).unwrap(); // hypervisor image
         usable.remove(r(16 * MIB, 20 * MIB)).unwrap(); // boot module
         usable.remove(r(0x9000_0000, 0x9000_1000)).unwrap(); // outside RAM
         usable.align_to_frames();
-        assert_eq!(
-            pairs(&usable),
-            [(MIB, 2 * MIB), (0x23_5000, 16 * MIB), (20 * MIB, 512 * MIB),]
-        );
+        assert_eq!(pairs(&usable), [(MIB, 2 * MIB), (0x23_5000, 16 * MIB), (20 * MIB, 512 * MIB),]);
         assert_eq!(usable.highest_end(), 512 * MIB);
         // Two bits per frame for the bitmap storage.
         let bitmap_bytes = 512 * MIB / FRAME_SIZE / 4;
-        assert_eq!(
-            usable.find_fit(bitmap_bytes, FRAME_SIZE, 4 * MIB),
-            Some(MIB)
-        );
+        assert_eq!(usable.find_fit(bitmap_bytes, FRAME_SIZE, 4 * MIB), Some(MIB));
         assert_eq!(usable.find_fit(2 * MIB, FRAME_SIZE, 4 * MIB), None);
         assert_eq!(usable.find_fit(2 * MIB, 2 * MIB, u64::MAX), Some(4 * MIB));
     }
@@ -477,9 +458,8 @@ mod tests {
                 let size = rng.below(20) + 1;
                 let align = rng.below(8) + 1;
                 let below = rng.below(SPACE + 1);
-                let brute = (0..SPACE).find(|&s| {
-                    s % align == 0 && s + size <= below && (s..s + size).all(|y| model[y as usize])
-                });
+                let brute = (0..SPACE)
+                    .find(|&s| s % align == 0 && s + size <= below && (s..s + size).all(|y| model[y as usize]));
                 assert_eq!(l.find_fit(size, align, below), brute);
             }
         }

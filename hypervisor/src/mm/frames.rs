@@ -59,9 +59,8 @@ pub fn init(usable: &Regions, with_early: impl FnOnce(&mut EarlyFrames<'_>)) {
     // SAFETY: the storage range is usable RAM removed from every free list above, reached
     // through the direct map that `with_early` installed; it is handed to the bitmap for
     // the rest of the hypervisor's life and never addressed any other way.
-    let storage = unsafe {
-        core::slice::from_raw_parts_mut(phys_to_virt(PhysAddr::new(storage_pa)).as_mut_ptr::<u64>(), words)
-    };
+    let storage =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(PhysAddr::new(storage_pa)).as_mut_ptr::<u64>(), words) };
     let mut bitmap = FrameBitmap::new(storage, nframes);
     for range in usable.iter() {
         bitmap.add_free(*range);
@@ -98,6 +97,7 @@ pub fn alloc_contiguous(count: u64, align_frames: u64) -> Option<PhysAddr> {
 }
 
 /// Returns a frame. Freeing a frame that is not allocated is a hypervisor bug.
+#[cfg_attr(not(feature = "selftest"), allow(dead_code))]
 pub fn free(pa: PhysAddr) {
     if let Err(e) = with(|b| b.free(pa.as_u64())) {
         panic!("freeing frame {:#x}: {e}", pa.as_u64());

@@ -6,6 +6,7 @@
 //!   writable, never executable (large pages);
 //! - per-CPU stacks with unmapped guard pages ([`stacks`]);
 //! - an uncached window for device registers ([`map_mmio`]).
+//!
 //! Nothing else is mapped: page 0 faults, and so does everything a bug might reach.
 //!
 //! Physical frames are owned by one [`FrameBitmap`] behind a lock ([`frames`]); the heap
@@ -56,9 +57,7 @@ pub fn init(info: &BootInfo) {
             .expect("memory map has more usable ranges than the allocator tracks");
     }
     let mut reserve = |range: PhysRange, why: &str| {
-        usable
-            .remove(range)
-            .unwrap_or_else(|_| panic!("cannot reserve {why} {range:x?}: region list full"))
+        usable.remove(range).unwrap_or_else(|_| panic!("cannot reserve {why} {range:x?}: region list full"))
     };
     // Real-mode memory: BIOS data, the AP trampoline page, option ROMs.
     reserve(PhysRange::new(0, MIB), "low memory");

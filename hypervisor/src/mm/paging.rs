@@ -183,7 +183,8 @@ pub fn map_mmio(pa: PhysAddr, len: u64) -> VirtAddr {
     let virt = NEXT_MMIO.fetch_add(span, Ordering::Relaxed);
     let mut guard = KERNEL_TABLES.lock();
     let tables = guard.as_mut().expect("kernel page tables not built");
-    let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_CACHE | Flags::WRITE_THROUGH | Flags::GLOBAL | no_execute();
+    let flags =
+        Flags::PRESENT | Flags::WRITABLE | Flags::NO_CACHE | Flags::WRITE_THROUGH | Flags::GLOBAL | no_execute();
     map_range(tables, virt, pa.as_u64() - offset, span, flags);
     VirtAddr::new(virt + offset)
 }

@@ -80,10 +80,7 @@ fn add_free_shrinks_inward_and_clips() {
     assert_eq!(b.add_free(PhysRange::new(F / 2, 10 * F + 7)), 9);
     assert!(!b.is_managed(0));
     assert!(b.is_managed(F) && b.is_free(F));
-    assert!(
-        b.is_free(9 * F + 123),
-        "is_free looks at the containing frame"
-    );
+    assert!(b.is_free(9 * F + 123), "is_free looks at the containing frame");
     assert!(!b.is_managed(10 * F));
     // Past nframes is clipped.
     assert_eq!(b.add_free(frames(90, 1000)), 10);
@@ -128,14 +125,7 @@ fn reserve_widens_outward_and_skips_unmanaged() {
     assert!(!b.is_managed(150 * F));
     // Ranges reaching the top of the address space do not overflow.
     assert_eq!(b.reserve(PhysRange::new(99 * F, u64::MAX)), 1);
-    assert_eq!(
-        b.stats(),
-        FrameStats {
-            managed: 100,
-            free: 97,
-            used: 3
-        }
-    );
+    assert_eq!(b.stats(), FrameStats { managed: 100, free: 97, used: 3 });
     check_counters(&b);
 }
 
@@ -150,11 +140,7 @@ fn never_hands_out_a_frame_twice() {
     b.add_free(PhysRange::new(400 * F + 1, 1000 * F + 123));
     b.reserve(PhysRange::new(500 * F + 10, 502 * F + 1));
     b.reserve(frames(350, 360));
-    let expected: HashSet<u64> = (1..300)
-        .chain(401..500)
-        .chain(503..1000)
-        .map(|f| f * F)
-        .collect();
+    let expected: HashSet<u64> = (1..300).chain(401..500).chain(503..1000).map(|f| f * F).collect();
     assert_eq!(b.free_frames(), expected.len() as u64);
     assert_eq!(b.used_frames(), 3);
     check_counters(&b);
@@ -209,24 +195,14 @@ fn bad_frees_change_nothing() {
     b.free_contiguous(run, 4).unwrap();
     assert_eq!(b.free_contiguous(run, 4), Err(FreeError::DoubleFree));
     b.free_contiguous(run, 0).unwrap();
-    assert_eq!(
-        b.stats(),
-        FrameStats {
-            managed: 119,
-            free: 119,
-            used: 0
-        }
-    );
+    assert_eq!(b.stats(), FrameStats { managed: 119, free: 119, used: 0 });
     check_counters(&b);
 }
 
 #[test]
 fn free_error_display() {
     assert_eq!(FreeError::DoubleFree.to_string(), "frame is already free");
-    assert_eq!(
-        FreeError::Unmanaged.to_string(),
-        "frame is not managed by the allocator"
-    );
+    assert_eq!(FreeError::Unmanaged.to_string(), "frame is not managed by the allocator");
 }
 
 #[test]
@@ -239,15 +215,7 @@ fn contiguous_alignment_and_no_overlap() {
     for _ in 0..37 {
         assert!(owned.insert(b.alloc().unwrap()));
     }
-    for &(count, align) in &[
-        (1, 1),
-        (8, 8),
-        (3, 16),
-        (512, 512),
-        (5, 0),
-        (64, 64),
-        (7, 3),
-    ] {
+    for &(count, align) in &[(1, 1), (8, 8), (3, 16), (512, 512), (5, 0), (64, 64), (7, 3)] {
         let a = b.alloc_contiguous(count, align).unwrap();
         assert_eq!((a / F) % align.max(1), 0, "count {count} align {align}");
         for f in 0..count {
@@ -364,20 +332,14 @@ fn randomized_against_model() {
             r if r < alloc_pct => match b.alloc() {
                 Some(a) => {
                     let f = a / F;
-                    assert!(
-                        managed.contains(&f) && used.insert(f),
-                        "op {op}: bad alloc {f}"
-                    );
+                    assert!(managed.contains(&f) && used.insert(f), "op {op}: bad alloc {f}");
                 }
                 None => assert_eq!(used.len(), managed.len(), "op {op}: spurious None"),
             },
             r if r < 80 => {
                 // Free a random single frame we own (runs are freed whole).
-                let singles: Vec<u64> = used
-                    .iter()
-                    .copied()
-                    .filter(|f| !runs.iter().any(|&(s, c)| (s..s + c).contains(f)))
-                    .collect();
+                let singles: Vec<u64> =
+                    used.iter().copied().filter(|f| !runs.iter().any(|&(s, c)| (s..s + c).contains(f))).collect();
                 if let Some(&f) = singles.get(rng.below(singles.len().max(1) as u64) as usize) {
                     b.free(f * F).unwrap();
                     used.remove(&f);
@@ -395,10 +357,9 @@ fn randomized_against_model() {
                     runs.push((s, count));
                 } else {
                     // The model must agree that no aligned free run exists.
-                    let exists = (0..n).step_by(align as usize).any(|s| {
-                        s + count <= n
-                            && (s..s + count).all(|f| managed.contains(&f) && !used.contains(&f))
-                    });
+                    let exists = (0..n)
+                        .step_by(align as usize)
+                        .any(|s| s + count <= n && (s..s + count).all(|f| managed.contains(&f) && !used.contains(&f)));
                     assert!(!exists, "op {op}: missed a run of {count} align {align}");
                 }
             }
@@ -413,11 +374,7 @@ fn randomized_against_model() {
             }
             _ => {
                 // A random, probably bad, free: must match the model's verdict.
-                let addr = if rng.below(5) == 0 {
-                    rng.below((n + 10) * F)
-                } else {
-                    rng.below(n + 10) * F
-                };
+                let addr = if rng.below(5) == 0 { rng.below((n + 10) * F) } else { rng.below(n + 10) * F };
                 let count = rng.below(4);
                 let f = addr / F;
                 let expect = if addr % F != 0 {
@@ -496,11 +453,7 @@ fn multithreaded_no_double_handout() {
                 let mut mine: Vec<(u64, u64)> = Vec::new();
                 for _ in 0..5000 {
                     if mine.is_empty() || rng.below(100) < 55 {
-                        let count = if rng.below(10) == 0 {
-                            rng.below(6) + 1
-                        } else {
-                            1
-                        };
+                        let count = if rng.below(10) == 0 { rng.below(6) + 1 } else { 1 };
                         let got = if count == 1 {
                             alloc.lock().unwrap().alloc()
                         } else {
@@ -509,11 +462,7 @@ fn multithreaded_no_double_handout() {
                         if let Some(a) = got {
                             let mut set = owned.lock().unwrap();
                             for f in 0..count {
-                                assert!(
-                                    set.insert(a + f * F),
-                                    "frame {:#x} handed out twice",
-                                    a + f * F
-                                );
+                                assert!(set.insert(a + f * F), "frame {:#x} handed out twice", a + f * F);
                             }
                             mine.push((a, count));
                         }

@@ -18,7 +18,6 @@ const X2APIC_MSR_BASE: u32 = 0x800;
 #[repr(u32)]
 enum Register {
     Id = 0x20,
-    Version = 0x30,
     TaskPriority = 0x80,
     EndOfInterrupt = 0xb0,
     SpuriousVector = 0xf0,
@@ -136,10 +135,6 @@ pub fn id() -> u32 {
         Mode::X2Apic => raw,
         Mode::XApic { .. } => raw >> 24,
     }
-}
-
-pub fn version() -> u32 {
-    read(Register::Version) & 0xff
 }
 
 pub fn end_of_interrupt() {

@@ -40,26 +40,20 @@ fn detect() -> Features {
     };
     let basic = cpuid.get_feature_info();
     let ext = cpuid.get_extended_processor_and_feature_identifiers();
-    let hypervisor = basic
-        .as_ref()
-        .filter(|f| f.has_hypervisor())
-        .map(|_| raw_cpuid::cpuid!(0x4000_0000))
-        .map(|r| {
-            let mut sig = [0u8; 12];
-            sig[0..4].copy_from_slice(&r.ebx.to_le_bytes());
-            sig[4..8].copy_from_slice(&r.ecx.to_le_bytes());
-            sig[8..12].copy_from_slice(&r.edx.to_le_bytes());
-            sig
-        });
+    let hypervisor = basic.as_ref().filter(|f| f.has_hypervisor()).map(|_| raw_cpuid::cpuid!(0x4000_0000)).map(|r| {
+        let mut sig = [0u8; 12];
+        sig[0..4].copy_from_slice(&r.ebx.to_le_bytes());
+        sig[4..8].copy_from_slice(&r.ecx.to_le_bytes());
+        sig[8..12].copy_from_slice(&r.edx.to_le_bytes());
+        sig
+    });
     Features {
         vendor,
         no_execute: ext.as_ref().is_some_and(|e| e.has_execute_disable()),
         huge_pages_1g: ext.as_ref().is_some_and(|e| e.has_1gib_pages()),
         x2apic: basic.as_ref().is_some_and(|f| f.has_x2apic()),
         global_pages: basic.as_ref().is_some_and(|f| f.has_pge()),
-        invariant_tsc: cpuid
-            .get_advanced_power_mgmt_info()
-            .is_some_and(|p| p.has_invariant_tsc()),
+        invariant_tsc: cpuid.get_advanced_power_mgmt_info().is_some_and(|p| p.has_invariant_tsc()),
         hypervisor,
     }
 }

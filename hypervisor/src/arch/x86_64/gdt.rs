@@ -14,15 +14,8 @@ pub const IST_DOUBLE_FAULT: u8 = 1;
 pub const IST_NMI: u8 = 2;
 pub const IST_MACHINE_CHECK: u8 = 3;
 
-#[derive(Debug, Clone, Copy)]
-pub struct Selectors {
-    pub code: SegmentSelector,
-    pub data: SegmentSelector,
-    pub tss: SegmentSelector,
-}
-
-/// Builds and loads this CPU's GDT and TSS.
-pub fn load_for_this_cpu(stacks: &CpuStacks) -> Selectors {
+/// Builds and loads this CPU's GDT and TSS; returns the code segment selector.
+pub fn load_for_this_cpu(stacks: &CpuStacks) -> SegmentSelector {
     let mut tss = TaskStateSegment::new();
     tss.interrupt_stack_table[usize::from(IST_DOUBLE_FAULT - 1)] = stacks.double_fault_top;
     tss.interrupt_stack_table[usize::from(IST_NMI - 1)] = stacks.nmi_top;
@@ -45,5 +38,5 @@ pub fn load_for_this_cpu(stacks: &CpuStacks) -> Selectors {
         ES::set_reg(data);
         load_tss(tss_selector);
     }
-    Selectors { code, data, tss: tss_selector }
+    code
 }

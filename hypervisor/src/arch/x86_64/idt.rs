@@ -72,10 +72,8 @@ fn build(code_selector: u16) -> Idt {
 /// Loads the IDT on this CPU (building it on first use).
 pub fn load(code_selector: u16) {
     let idt = IDT.call_once(|| build(code_selector));
-    let pointer = DescriptorTablePointer {
-        limit: (core::mem::size_of::<Idt>() - 1) as u16,
-        base: VirtAddr::from_ptr(idt),
-    };
+    let pointer =
+        DescriptorTablePointer { limit: (core::mem::size_of::<Idt>() - 1) as u16, base: VirtAddr::from_ptr(idt) };
     // SAFETY: the IDT is a 'static that lives forever and every gate points at a stub.
     unsafe { lidt(&pointer) };
 }

@@ -34,13 +34,8 @@ static BSP_READY: AtomicBool = AtomicBool::new(false);
 /// Creates the per-CPU area of CPU `index` (the BSP does this for every CPU it starts).
 pub fn create(index: usize, apic_id: u32, stacks: CpuStacks) -> &'static PerCpu {
     assert!(index < MAX_CPUS, "CPU index {index} beyond MAX_CPUS");
-    let area: &'static mut PerCpu = Box::leak(Box::new(PerCpu {
-        self_ptr: ptr::null(),
-        index,
-        apic_id,
-        stacks,
-        timer_ticks: AtomicU64::new(0),
-    }));
+    let area: &'static mut PerCpu =
+        Box::leak(Box::new(PerCpu { self_ptr: ptr::null(), index, apic_id, stacks, timer_ticks: AtomicU64::new(0) }));
     area.self_ptr = area;
     let area: &'static PerCpu = area;
     let previous = CPUS[index].swap(area as *const PerCpu as *mut PerCpu, Ordering::AcqRel);
@@ -84,6 +79,7 @@ pub fn get(index: usize) -> Option<&'static PerCpu> {
 }
 
 /// Every CPU brought up so far.
+#[cfg_attr(not(feature = "selftest"), allow(dead_code))]
 pub fn all() -> impl Iterator<Item = &'static PerCpu> {
     (0..MAX_CPUS).filter_map(get)
 }

@@ -8,8 +8,8 @@
 
 use super::{apic, cpu, gdt, idt, percpu, time, traps};
 use crate::acpi::Processor;
-use bootinfo::{BootInfo, MemoryKind};
 use crate::mm::{self, paging, stacks};
+use bootinfo::{BootInfo, MemoryKind};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use x86_64::registers::model_specific::EferFlags;
@@ -49,8 +49,8 @@ pub fn online() -> usize {
 /// Sets up per-CPU state on the calling CPU and counts it online.
 fn bring_this_cpu_online(index: usize) {
     let area = percpu::install(index);
-    let selectors = gdt::load_for_this_cpu(&area.stacks);
-    idt::load(selectors.code.0);
+    let code_selector = gdt::load_for_this_cpu(&area.stacks);
+    idt::load(code_selector.0);
     if index != 0 {
         apic::init_this_cpu();
         let actual = apic::id();
@@ -107,10 +107,8 @@ fn choose_trampoline_page(info: &BootInfo) -> Option<u64> {
     const PAGE: u64 = 4096;
     (1..0x100).map(|n| n * PAGE).find(|&page| {
         let end = page + PAGE;
-        let usable = info
-            .memory_map()
-            .iter()
-            .any(|r| r.kind == MemoryKind::Usable && r.start <= page && end <= r.end());
+        let usable =
+            info.memory_map().iter().any(|r| r.kind == MemoryKind::Usable && r.start <= page && end <= r.end());
         let occupied = info.modules().iter().any(|m| m.start < end && page < m.end);
         usable && !occupied
     })

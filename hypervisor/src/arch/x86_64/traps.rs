@@ -85,7 +85,7 @@ impl From<u8> for Vector {
             28 => HypervisorInjection,
             29 => VmmCommunication,
             30 => Security,
-            0..=31 => ReservedException(v),
+            9 | 15 | 22..=27 | 31 => ReservedException(v),
             _ if (pic::LEGACY_VECTOR_BASE..pic::LEGACY_VECTOR_BASE + pic::LEGACY_VECTOR_COUNT).contains(&v) => {
                 LegacyPic(v - pic::LEGACY_VECTOR_BASE)
             }
@@ -249,12 +249,7 @@ extern "C" fn dispatch(frame: &mut TrapFrame) {
 
 fn report(w: &mut dyn fmt::Write, vector: Vector, f: &TrapFrame) -> fmt::Result {
     let (mnemonic, description) = vector.describe();
-    writeln!(
-        w,
-        "*** EXCEPTION {mnemonic} (vector {}, {description}) on CPU{} ***",
-        f.vector,
-        percpu::current_index()
-    )?;
+    writeln!(w, "*** EXCEPTION {mnemonic} (vector {}, {description}) on CPU{} ***", f.vector, percpu::current_index())?;
     write!(w, "error code {:#x}", f.error_code)?;
     if vector == Vector::PageFault {
         let e = f.error_code;
