@@ -17,8 +17,13 @@ pub fn run(name: &str) -> ! {
         "fault" => deliberate_page_fault(),
         "panic" => panic!("selftest: deliberate panic"),
         "frames" => frame_stress(),
+        "stack-overflow" => {
+            log::info!("recursing until the stack runs into its guard page");
+            let depth = recurse(0);
+            panic!("recursion returned at depth {depth} without overflowing the stack");
+        }
         other => {
-            log::error!("unknown self-test \"{other}\" (known: boot, fault, panic, frames)");
+            log::error!("unknown self-test \"{other}\" (known: boot, fault, panic, frames, stack-overflow)");
             power::stop(Outcome::Failure)
         }
     }
@@ -83,6 +88,18 @@ fn deliberate_page_fault() -> ! {
     // that the resulting page fault is reported and stops the machine.
     unsafe { (UNMAPPED as *mut u64).write_volatile(0x5afe) };
     unreachable!("write to an unmapped address did not fault");
+}
+
+/// Eats 1 KiB of stack per level; the stack is 64 KiB, so this never returns normally.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 1024];
+    frame[0] = depth as u8;
+    let frame = core::hint::black_box(frame);
+    if depth > 1_000_000 {
+        return depth;
+    }
+    recurse(depth + 1) + u64::from(frame[1023])
 }
 
 const STRESS_ROUNDS: usize = 1000;
