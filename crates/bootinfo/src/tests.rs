@@ -130,7 +130,7 @@ fn tag(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
     out.extend_from_slice(&kind.to_le_bytes());
     out.extend_from_slice(&(8 + body.len() as u32).to_le_bytes());
     out.extend_from_slice(body);
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
 }

@@ -1,0 +1,373 @@
+//! Booting one configuration under QEMU with a timeout and judging it.
+//!
+//! Each run gets its own directory `<test dir>/<name>/` (emptied first; see
+//! [`crate::test_root`]) holding `serial.log` (the guest's serial output),
+//! `qemu-stderr.log`, `command.txt` (the QEMU command line) and any files the
+//! test made (modules, ISO, UEFI variables).
+//!
+//! A [`RunResult`] that is dropped while the test is panicking (any failed
+//! assertion, ours or the test's own `assert!`) prints the outcome, the QEMU
+//! command line and the last [`TAIL_LINES`] lines of the serial log.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::iso::{self, Module};
+use crate::qemu::{self, Accel, Boot, Console, Firmware, QemuConfig};
+use crate::selftest::{self, SelftestLine};
+use crate::util::tail_lines;
+
+/// How many serial log lines a failure report shows.
+pub const TAIL_LINES: usize = 60;
+
+/// A fresh, empty directory for the run or test called `name`.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    assert!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)),
+        "test name {name:?}: use letters, digits, '-' and '_'"
+    );
+    let dir = crate::test_root().join(name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("removing {}: {e}", dir.display()));
+    }
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// QEMU exited with this status.
+    Exited(i32),
+    /// QEMU was killed by a signal (not by us).
+    Signaled,
+    /// The timeout passed; QEMU was killed.
+    TimedOut,
+}
+
+/// One QEMU run to make: the machine plus a name and a timeout.
+#[derive(Debug, Clone)]
+pub struct Vm {
+    name: String,
+    dir: PathBuf,
+    config: QemuConfig,
+    timeout: Duration,
+}
+
+impl Vm {
+    /// Boots `image` by PVH (`-kernel`) with `cmdline`; 1 CPU, 512M, the
+    /// accelerator from `FERROVISOR_ACCEL`, timeout 60 s (scaled).
+    pub fn kernel(name: &str, image: &Path, cmdline: &str) -> Vm {
+        Vm::with_dir(
+            name,
+            fresh_dir(name),
+            Boot::Kernel { image: image.to_path_buf(), cmdline: cmdline.to_owned(), initrd: None },
+        )
+    }
+
+    /// Builds a GRUB ISO of `image` with `cmdline` and `modules` in the test
+    /// directory and boots it with `uefi` or SeaBIOS.
+    pub fn iso(name: &str, image: &Path, cmdline: &str, modules: &[Module], uefi: bool) -> Vm {
+        let dir = fresh_dir(name);
+        Vm::iso_in(name, dir, image, cmdline, modules, uefi)
+    }
+
+    /// Like [`Vm::iso`] with a directory that [`fresh_dir`] already made
+    /// (because the test wrote its module files into it first).
+    pub fn iso_in(name: &str, dir: PathBuf, image: &Path, cmdline: &str, modules: &[Module], uefi: bool) -> Vm {
+        let iso_path = iso::build_iso(image, cmdline, modules, &dir.join("ferrovisor.iso"))
+            .unwrap_or_else(|e| panic!("[{name}] building the ISO: {e}"));
+        let firmware =
+            if uefi { Firmware::uefi_in(&dir).unwrap_or_else(|e| panic!("[{name}] {e}")) } else { Firmware::Bios };
+        Vm::with_dir(name, dir, Boot::Cdrom { iso: iso_path, firmware })
+    }
+
+    /// A run of `boot` in `dir`, which [`fresh_dir`] made.
+    pub fn with_dir(name: &str, dir: PathBuf, boot: Boot) -> Vm {
+        let mut config = QemuConfig::new(boot);
+        config.smp = 1;
+        config.accel = crate::accel();
+        config.console = Console::Captured;
+        Vm { name: name.to_owned(), dir, config, timeout: Duration::from_secs(60) }
+    }
+
+    /// The run's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of CPUs.
+    pub fn smp(mut self, n: u32) -> Vm {
+        self.config.smp = n;
+        self
+    }
+
+    /// Memory size (`512M`, `5G`).
+    pub fn memory(mut self, size: &str) -> Vm {
+        self.config.memory = size.to_owned();
+        self
+    }
+
+    /// One boot module via `-initrd` (PVH boot only).
+    pub fn initrd(mut self, file: &Path) -> Vm {
+        match &mut self.config.boot {
+            Boot::Kernel { initrd, .. } => *initrd = Some(file.to_path_buf()),
+            Boot::Cdrom { .. } => panic!("[{}] -initrd needs a PVH (-kernel) boot", self.name),
+        }
+        self
+    }
+
+    /// The timeout in seconds before `FERROVISOR_TIMEOUT_SCALE` is applied.
+    pub fn timeout_secs(mut self, secs: u64) -> Vm {
+        self.timeout = Duration::from_secs(secs);
+        self
+    }
+
+    /// Extra QEMU arguments.
+    pub fn qemu_args<I: IntoIterator<Item = S>, S: Into<std::ffi::OsString>>(mut self, args: I) -> Vm {
+        self.config.extra_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// The machine as configured.
+    pub fn config(&self) -> &QemuConfig {
+        &self.config
+    }
+
+    /// Boots, waits for QEMU to exit or the timeout, and returns what happened.
+    pub fn run(self) -> RunResult {
+        let timeout = self.timeout.mul_f64(crate::timeout_scale());
+        let serial_path = self.dir.join("serial.log");
+        let stderr_path = self.dir.join("qemu-stderr.log");
+        let command_line = self.config.command_line();
+        fs::write(self.dir.join("command.txt"), format!("{command_line}\n"))
+            .unwrap_or_else(|e| panic!("[{}] writing command.txt: {e}", self.name));
+        let serial = File::create(&serial_path)
+            .unwrap_or_else(|e| panic!("[{}] creating {}: {e}", self.name, serial_path.display()));
+        let stderr = File::create(&stderr_path)
+            .unwrap_or_else(|e| panic!("[{}] creating {}: {e}", self.name, stderr_path.display()));
+
+        eprintln!("[{}] {command_line}", self.name);
+        let start = Instant::now();
+        let child =
+            self.config.command().stdin(Stdio::null()).stdout(serial).stderr(stderr).spawn().unwrap_or_else(|e| {
+                panic!(
+                    "[{}] cannot start {:?}: {e} (Debian package `qemu-system-x86`; `cargo xtask test` installs it)",
+                    self.name, self.config.qemu
+                )
+            });
+        let mut guard = KillOnDrop(child);
+        let outcome = loop {
+            match guard.0.try_wait() {
+                Ok(Some(status)) => break status.code().map_or(Outcome::Signaled, Outcome::Exited),
+                Ok(None) if start.elapsed() >= timeout => {
+                    let _ = guard.0.kill();
+                    let _ = guard.0.wait();
+                    break Outcome::TimedOut;
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(25)),
+                Err(e) => panic!("[{}] waiting for QEMU: {e}", self.name),
+            }
+        };
+        let elapsed = start.elapsed();
+        let serial = String::from_utf8_lossy(&fs::read(&serial_path).unwrap_or_default()).into_owned();
+        let qemu_stderr = String::from_utf8_lossy(&fs::read(&stderr_path).unwrap_or_default()).into_owned();
+        let result =
+            RunResult { name: self.name, dir: self.dir, outcome, serial, qemu_stderr, command_line, elapsed, timeout };
+        eprintln!(
+            "[{}] {} after {:.1} s (log: {})",
+            result.name,
+            result.outcome_text(),
+            elapsed.as_secs_f64(),
+            serial_path.display()
+        );
+        result
+    }
+}
+
+/// Kills QEMU if the harness itself panics while it runs.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// What a run produced. Dropped during a panic, it prints its context.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The run's name.
+    pub name: String,
+    /// The run's directory.
+    pub dir: PathBuf,
+    /// How QEMU ended.
+    pub outcome: Outcome,
+    /// The whole serial log (lossy UTF-8).
+    pub serial: String,
+    /// What QEMU printed on stderr.
+    pub qemu_stderr: String,
+    /// The QEMU command line, shell-quoted.
+    pub command_line: String,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// The (scaled) timeout that applied.
+    pub timeout: Duration,
+}
+
+impl RunResult {
+    /// QEMU's exit status, if it exited.
+    pub fn exit_status(&self) -> Option<i32> {
+        match self.outcome {
+            Outcome::Exited(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A short description of the outcome.
+    pub fn outcome_text(&self) -> String {
+        match self.outcome {
+            Outcome::Exited(s) => format!("exit status {s}: {}", qemu::describe_exit_status(s)),
+            Outcome::Signaled => "QEMU was killed by a signal".into(),
+            Outcome::TimedOut => format!("TIMEOUT: still running after {:.1} s, killed", self.timeout.as_secs_f64()),
+        }
+    }
+
+    /// Panics with `msg` (the drop handler adds the log tail and command).
+    #[track_caller]
+    pub fn fail(&self, msg: impl std::fmt::Display) -> ! {
+        panic!("[{}] {msg}", self.name)
+    }
+
+    /// Panics with `msg` unless `cond`.
+    #[track_caller]
+    pub fn check(&self, cond: bool, msg: impl std::fmt::Display) {
+        if !cond {
+            self.fail(msg);
+        }
+    }
+
+    /// Asserts that QEMU exited with `status`.
+    #[track_caller]
+    pub fn assert_exit(&self, status: i32) {
+        if self.exit_status() != Some(status) {
+            self.fail(format!(
+                "expected QEMU exit status {status} ({}), got: {}",
+                qemu::describe_exit_status(status),
+                self.outcome_text()
+            ));
+        }
+    }
+
+    /// Asserts exit status 33: the hypervisor reported success.
+    #[track_caller]
+    pub fn assert_success(&self) {
+        self.assert_exit(qemu::EXIT_SUCCESS);
+    }
+
+    /// Asserts exit status 35: the hypervisor reported failure.
+    #[track_caller]
+    pub fn assert_failure(&self) {
+        self.assert_exit(qemu::EXIT_FAILURE);
+    }
+
+    /// Every `SELFTEST` line.
+    pub fn selftest_lines(&self) -> Vec<SelftestLine> {
+        selftest::parse_all(&self.serial)
+    }
+
+    /// Every `SELFTEST <kind>` line.
+    pub fn selftest_all(&self, kind: &str) -> Vec<SelftestLine> {
+        self.selftest_lines().into_iter().filter(|l| l.kind == kind).collect()
+    }
+
+    /// The one `SELFTEST <kind>` line; fails unless there is exactly one.
+    #[track_caller]
+    pub fn selftest(&self, kind: &str) -> SelftestLine {
+        let mut all = self.selftest_all(kind);
+        match all.len() {
+            1 => all.remove(0),
+            0 => self.fail(format!("no `SELFTEST {kind}` line in the serial log")),
+            n => self.fail(format!("{n} `SELFTEST {kind}` lines in the serial log, expected one")),
+        }
+    }
+
+    /// A numeric field of a self-test line; fails if missing or not a number.
+    #[track_caller]
+    pub fn field_u64(&self, line: &SelftestLine, key: &str) -> u64 {
+        line.u64(key).unwrap_or_else(|e| self.fail(e))
+    }
+
+    /// A text field of a self-test line; fails if missing.
+    #[track_caller]
+    pub fn field_str<'a>(&self, line: &'a SelftestLine, key: &str) -> &'a str {
+        line.str(key).unwrap_or_else(|e| self.fail(e))
+    }
+
+    /// Serial log lines containing `needle`.
+    pub fn lines_with<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.serial.lines().filter(move |l| l.contains(needle))
+    }
+
+    /// The first serial log line satisfying `pred`; fails with `what` if none.
+    #[track_caller]
+    pub fn line_where(&self, what: &str, pred: impl Fn(&str) -> bool) -> &str {
+        match self.serial.lines().find(|l| pred(l)) {
+            Some(l) => l,
+            None => self.fail(format!("no serial log line {what}")),
+        }
+    }
+
+    /// The report printed when a test fails.
+    pub fn report(&self) -> String {
+        let mut r = format!(
+            "---- {}: {} after {:.1} s\n---- QEMU command line:\n{}\n",
+            self.name,
+            self.outcome_text(),
+            self.elapsed.as_secs_f64(),
+            self.command_line
+        );
+        let stderr = self.qemu_stderr.trim();
+        if !stderr.is_empty() {
+            r.push_str(&format!("---- QEMU stderr:\n{stderr}\n"));
+        }
+        r.push_str(&format!(
+            "---- last {TAIL_LINES} lines of the serial log ({}):\n",
+            self.dir.join("serial.log").display(),
+        ));
+        if self.serial.is_empty() {
+            r.push_str("(the serial log is empty)\n");
+        } else {
+            r.push_str(tail_lines(&self.serial, TAIL_LINES));
+            if !self.serial.ends_with('\n') {
+                r.push('\n');
+            }
+        }
+        r.push_str("---- end of serial log\n");
+        r
+    }
+}
+
+impl Drop for RunResult {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("{}", self.report());
+        }
+    }
+}
+
+/// Convenience: the accelerator from `FERROVISOR_ACCEL` after checking that
+/// KVM is usable (falls back to TCG with a note).
+pub fn resolve_accel(requested: Accel) -> Accel {
+    let (accel, note) = Accel::resolve(requested);
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    accel
+}

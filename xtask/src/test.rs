@@ -1,0 +1,225 @@
+//! `cargo xtask test`: everything CI checks, with a summary at the end.
+//!
+//! Steps: prerequisites; host unit tests; clippy for host crates, for the
+//! bare-metal crates and for the self-test build; both images; the QEMU tests
+//! (`cargo test -p qemu-tests -- --test-threads=2` with the image paths in the
+//! environment). A failed step does not stop the independent steps after it;
+//! the QEMU tests are skipped when there are no images to boot.
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use qemu_tests::qemu::Accel;
+
+use crate::prereq::{self, BARE_METAL_TARGET};
+use crate::util::{build_image, cargo, run_step, run_tests, target_dir, Flavor, TestCounts};
+
+#[derive(Debug)]
+enum Status {
+    Passed,
+    Failed(String),
+    Skipped(String),
+}
+
+#[derive(Debug)]
+struct Step {
+    name: &'static str,
+    status: Status,
+    counts: Option<TestCounts>,
+    time: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    steps: Vec<Step>,
+}
+
+impl Report {
+    fn record(
+        &mut self,
+        name: &'static str,
+        start: Instant,
+        result: Result<(), String>,
+        counts: Option<TestCounts>,
+    ) -> bool {
+        let ok = result.is_ok();
+        if let Err(e) = &result {
+            eprintln!("xtask: {name} FAILED: {e}");
+        }
+        self.steps.push(Step {
+            name,
+            status: match result {
+                Ok(()) => Status::Passed,
+                Err(e) => Status::Failed(e),
+            },
+            counts,
+            time: start.elapsed(),
+        });
+        ok
+    }
+
+    fn skip(&mut self, name: &'static str, why: &str) {
+        self.steps.push(Step { name, status: Status::Skipped(why.to_owned()), counts: None, time: Duration::ZERO });
+    }
+
+    fn failed(&self) -> usize {
+        self.steps.iter().filter(|s| matches!(s.status, Status::Failed(_))).count()
+    }
+
+    fn print(&self, total: Duration) {
+        println!();
+        println!("==> xtask test summary");
+        for s in &self.steps {
+            let (tag, detail) = match &s.status {
+                Status::Passed => ("PASS", String::new()),
+                Status::Failed(e) => ("FAIL", first_line(e)),
+                Status::Skipped(why) => ("SKIP", why.clone()),
+            };
+            let counts = s
+                .counts
+                .map(|c| format!("  [tests: {} passed, {} failed, {} ignored]", c.passed, c.failed, c.ignored))
+                .unwrap_or_default();
+            println!("  {tag}  {:<42} {:>7.1} s{counts}", s.name, s.time.as_secs_f64());
+            if !detail.is_empty() {
+                println!("        {detail}");
+            }
+        }
+        let failed = self.failed();
+        let steps = self.steps.len();
+        if failed == 0 {
+            println!("xtask test: OK, all {steps} steps passed in {:.0} s", total.as_secs_f64());
+        } else {
+            println!("xtask test: FAILED, {failed} of {steps} steps failed ({:.0} s)", total.as_secs_f64());
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_owned()
+}
+
+fn timed(f: impl FnOnce() -> Result<(), String>) -> (Instant, Result<(), String>) {
+    let start = Instant::now();
+    let r = f();
+    (start, r)
+}
+
+/// Runs the whole suite.
+pub fn test(args: &[String]) -> Result<ExitCode, String> {
+    let opts = crate::cli::parse(args, &["accel"], &[])?;
+    let accel = opts.value("accel").map_or(Ok(Accel::Tcg), Accel::parse)?;
+    let all = Instant::now();
+    let mut report = Report::default();
+
+    // 1. Prerequisites: without them nothing else can run.
+    let (start, r) = timed(|| {
+        prereq::ensure_rust_target()?;
+        prereq::ensure_packages(&[prereq::QEMU, prereq::GRUB_ISO, prereq::OVMF])
+    });
+    if !report.record("prerequisites", start, r, None) {
+        report.print(all.elapsed());
+        return Ok(ExitCode::FAILURE);
+    }
+
+    // 2. Host unit tests. hypervisor and dom0-agent are bare-metal binaries;
+    //    qemu-tests' integration tests need the images (step 6), its library
+    //    tests run here.
+    let start = Instant::now();
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "hypervisor",
+        "--exclude",
+        "dom0-agent",
+        "--exclude",
+        "qemu-tests",
+        "--no-fail-fast",
+    ]);
+    let (mut counts, mut r) = run_tests(&mut c);
+    let mut c = cargo();
+    c.args(["test", "-p", "qemu-tests", "--lib"]);
+    let (lib_counts, lib_r) = run_tests(&mut c);
+    counts.passed += lib_counts.passed;
+    counts.failed += lib_counts.failed;
+    counts.ignored += lib_counts.ignored;
+    if r.is_ok() {
+        r = lib_r;
+    }
+    report.record("host unit tests", start, r, Some(counts));
+
+    // 3. Clippy, host crates (every target: lib, bins, tests).
+    let (start, r) = timed(|| {
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "hypervisor",
+            "--exclude",
+            "dom0-agent",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        run_step(&mut c)
+    });
+    report.record("clippy (host crates)", start, r, None);
+
+    // 4. Clippy, bare-metal crates, normal and self-test configurations.
+    let (start, r) = timed(|| {
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "-p",
+            "hypervisor",
+            "-p",
+            "dom0-agent",
+            "--target",
+            BARE_METAL_TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        run_step(&mut c)?;
+        let mut c = cargo();
+        c.args(["clippy", "-p", "hypervisor", "--features", "selftest", "--target", BARE_METAL_TARGET, "--target-dir"]);
+        c.arg(Flavor::Selftest.target_dir());
+        c.args(["--", "-D", "warnings"]);
+        run_step(&mut c)
+    });
+    report.record("clippy (bare metal, x86_64-unknown-none)", start, r, None);
+
+    // 5. Both images.
+    let start = Instant::now();
+    let normal = build_image(Flavor::Normal);
+    report.record("build image", start, normal.as_ref().map(|_| ()).map_err(Clone::clone), None);
+    let start = Instant::now();
+    let selftest = build_image(Flavor::Selftest);
+    report.record("build self-test image", start, selftest.as_ref().map(|_| ()).map_err(Clone::clone), None);
+
+    // 6. QEMU tests.
+    match (normal, selftest) {
+        (Ok(normal), Ok(selftest)) => {
+            let start = Instant::now();
+            let mut c: Command = cargo();
+            c.args(["test", "-p", "qemu-tests", "--tests", "--no-fail-fast", "--", "--test-threads=2"]);
+            c.args(&opts.rest);
+            c.env(qemu_tests::ENV_IMAGE, &normal)
+                .env(qemu_tests::ENV_SELFTEST_IMAGE, &selftest)
+                .env(qemu_tests::ENV_ACCEL, accel.to_string())
+                .env(qemu_tests::ENV_TEST_DIR, target_dir().join("qemu-tests"));
+            println!("    {}={}", qemu_tests::ENV_IMAGE, normal.display());
+            println!("    {}={}", qemu_tests::ENV_SELFTEST_IMAGE, selftest.display());
+            println!("    {}={accel}", qemu_tests::ENV_ACCEL);
+            let (counts, r) = run_tests(&mut c);
+            report.record("QEMU tests", start, r, Some(counts));
+        }
+        _ => report.skip("QEMU tests", "no image to boot (see the build steps above)"),
+    }
+
+    report.print(all.elapsed());
+    Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
