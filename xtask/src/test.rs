@@ -86,11 +86,21 @@ impl Report {
         }
         let failed = self.failed();
         let steps = self.steps.len();
+        // The plain closing line CI reads: every test counted, and each failed step counts
+        // as a failure even when it ran no test (a build or clippy step).
+        let (passed, failed_tests) = self
+            .steps
+            .iter()
+            .filter_map(|s| s.counts)
+            .fold((0, 0), |(p, f), c| (p + c.passed, f + c.failed));
+        let failed_steps_without_counts =
+            self.steps.iter().filter(|s| matches!(s.status, Status::Failed(_)) && s.counts.is_none()).count();
         if failed == 0 {
             println!("xtask test: OK, all {steps} steps passed in {:.0} s", total.as_secs_f64());
         } else {
             println!("xtask test: FAILED, {failed} of {steps} steps failed ({:.0} s)", total.as_secs_f64());
         }
+        println!("tests: {passed} passed, {} failed", failed_tests + failed_steps_without_counts as u64);
     }
 }
 
