@@ -71,3 +71,14 @@ fn log_level_comes_from_the_command_line() {
     verbose.check(verbose.lines_with(" DEBUG ").count() > 0, "loglvl=debug printed no DEBUG lines");
     verbose.check(verbose.lines_with(" INFO ").count() > 0, "loglvl=debug printed no INFO lines");
 }
+
+#[test]
+fn boot_64_cpus() {
+    let r = Vm::kernel("boot_64_cpus", &qemu_tests::selftest_image(), "selftest=boot loglvl=warn")
+        .smp(64)
+        .memory("1G")
+        .timeout_secs(180)
+        .run();
+    r.assert_success();
+    checks::boot_ready(&r, 64);
+}
