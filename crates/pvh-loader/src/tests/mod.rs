@@ -1,0 +1,8 @@
+//! Host tests: synthetic ELF32/ELF64 images, every error variant, start info layout, and a
+//! mutation-based robustness test.
+
+mod builder;
+mod fuzz;
+mod load;
+mod parse;
+mod start_info;
