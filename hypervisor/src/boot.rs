@@ -2,7 +2,7 @@
 
 use crate::arch::x86_64::{apic, cpu, pic, smp, time};
 use crate::mm::{self, frames, stacks};
-use crate::{acpi, cmdline, console, logger};
+use crate::{acpi, bootdomains, cmdline, console, logger, virt};
 use bootinfo::{BootInfo, PhysMemory, Unreadable};
 use log::LevelFilter;
 use spin::Once;
@@ -134,6 +134,9 @@ extern "C" fn boot_processor_continue() -> ! {
         log::warn!("boot CPU has APIC id {bsp_apic_id}, the MADT names {} as boot CPU", platform.processors[0].apic_id);
     }
     apic::calibrate_timer();
+    if let Err(why) = virt::detect() {
+        log::warn!("virtualization unavailable: {why}; guests cannot run on this machine");
+    }
     let stacks = *BSP_STACKS.get().expect("BSP stacks allocated before the stack switch");
     smp::init_bsp(bsp_apic_id, stacks);
     x86_64::instructions::interrupts::enable();
@@ -158,7 +161,6 @@ extern "C" fn boot_processor_continue() -> ! {
         crate::selftest::run(name);
     }
 
-    loop {
-        x86_64::instructions::interrupts::enable_and_hlt();
-    }
+    bootdomains::start(info);
+    smp::idle_loop()
 }

@@ -27,9 +27,9 @@ fn options(line: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 #[cfg(feature = "selftest")]
-const KNOWN_OPTIONS: &[&str] = &["loglvl", "selftest"];
+const KNOWN_OPTIONS: &[&str] = &["loglvl", "exit-when-idle", "selftest"];
 #[cfg(not(feature = "selftest"))]
-const KNOWN_OPTIONS: &[&str] = &["loglvl"];
+const KNOWN_OPTIONS: &[&str] = &["loglvl", "exit-when-idle"];
 
 /// Options on the line that this build does not understand.
 pub fn unknown_options() -> impl Iterator<Item = &'static str> {

@@ -3,7 +3,9 @@
 //! The boot stub (`boot/entry.S`) enters [`hypervisor_entry`] in long mode on identity
 //! page tables, from either PVH or multiboot2. From there [`boot`] brings the machine up
 //! in a fixed order: console and clock, boot information, memory, this CPU's tables,
-//! ACPI, interrupt controllers and timers, and finally the other CPUs.
+//! ACPI, interrupt controllers and timers, the other CPUs, and then the boot-time domains,
+//! which every CPU runs through the scheduler ([`sched`]) on the virtualization backend
+//! ([`virt`]).
 #![no_std]
 #![no_main]
 
@@ -12,12 +14,21 @@ extern crate alloc;
 mod acpi;
 mod arch;
 mod boot;
+mod bootdomains;
 mod cmdline;
 mod console;
+mod domain;
+mod exit;
+mod guest_access;
+mod hypercall;
 mod logger;
 mod mm;
 mod panic;
 mod power;
+mod pvh;
+mod sched;
+mod vcpu;
+mod virt;
 #[cfg(feature = "selftest")]
 mod selftest;
 

@@ -97,7 +97,6 @@ pub fn alloc_contiguous(count: u64, align_frames: u64) -> Option<PhysAddr> {
 }
 
 /// Returns a frame. Freeing a frame that is not allocated is a hypervisor bug.
-#[cfg_attr(not(feature = "selftest"), allow(dead_code))]
 pub fn free(pa: PhysAddr) {
     if let Err(e) = with(|b| b.free(pa.as_u64())) {
         panic!("freeing frame {:#x}: {e}", pa.as_u64());
@@ -108,6 +107,13 @@ pub fn free(pa: PhysAddr) {
 #[cfg_attr(not(feature = "selftest"), allow(dead_code))]
 pub fn tracked_frames() -> u64 {
     with(|b| b.nframes())
+}
+
+/// Returns a run from [`alloc_contiguous`].
+pub fn free_contiguous(pa: PhysAddr, count: u64) {
+    if let Err(e) = with(|b| b.free_contiguous(pa.as_u64(), count)) {
+        panic!("freeing {count} frames at {:#x}: {e}", pa.as_u64());
+    }
 }
 
 pub fn stats() -> FrameStats {

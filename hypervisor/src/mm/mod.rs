@@ -13,6 +13,7 @@
 //! ([`heap`]) is a contiguous run of frames taken from it at boot.
 
 pub mod frames;
+pub mod guest;
 pub mod heap;
 pub mod paging;
 pub mod stacks;

@@ -60,7 +60,7 @@ static MODE: Once<Mode> = Once::new();
 static TIMER_TICKS_PER_MS: AtomicU32 = AtomicU32::new(0);
 
 /// The APIC timer's rate: interrupts per second on every CPU.
-pub const TIMER_HZ: u32 = 100;
+pub const TIMER_HZ: u32 = 1000;
 
 fn mode() -> Mode {
     *MODE.get().expect("local APIC used before apic::init_bsp")

@@ -76,6 +76,9 @@ pub fn init_control_registers() {
     // SAFETY: WP makes ring-0 writes honour read-only mappings; the hypervisor never
     // writes through a read-only mapping on purpose.
     unsafe { Cr0::update(|c| c.insert(Cr0Flags::WRITE_PROTECT)) };
+    // SAFETY: FXSAVE/FXRSTOR of guest x87/SSE state need OSFXSR; the hypervisor itself
+    // is built without SSE, so enabling it changes nothing for host code.
+    unsafe { Cr4::update(|c| c.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE)) };
     if f.global_pages {
         // SAFETY: PGE only changes which TLB entries survive CR3 loads; mappings marked
         // global are the hypervisor's own, identical in every address space.

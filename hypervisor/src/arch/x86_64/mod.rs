@@ -8,5 +8,6 @@ pub mod idt;
 pub mod percpu;
 pub mod pic;
 pub mod smp;
+pub mod svm;
 pub mod time;
 pub mod traps;

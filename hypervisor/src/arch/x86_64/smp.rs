@@ -57,6 +57,7 @@ fn bring_this_cpu_online(index: usize) {
         assert_eq!(actual, area.apic_id, "CPU{index} has APIC id {actual}, the MADT said {}", area.apic_id);
     }
     apic::start_periodic_timer();
+    crate::virt::enable_this_cpu();
     ONLINE.fetch_add(1, Ordering::AcqRel);
 }
 
@@ -197,14 +198,23 @@ pub fn run_on_all_cpus(job: Job) {
     }
 }
 
-/// What an AP does when it has nothing to do: sleep until an interrupt, then look for work.
-fn idle_loop() -> ! {
+/// Every CPU's main loop once it is up: run guests, run jobs, otherwise sleep until the
+/// next interrupt (the APIC timer ticks every millisecond).
+pub fn idle_loop() -> ! {
     let me = percpu::current_index();
-    let mut seen = 0;
+    // The BSP joins after it ran the jobs it started, so it starts at the current generation.
+    let mut seen = if me == 0 { JOB_GENERATION.load(Ordering::Acquire) } else { 0 };
     loop {
+        x86_64::instructions::interrupts::enable();
+        if crate::sched::run_once(me) {
+            continue;
+        }
+        if me == 0 {
+            crate::bootdomains::poll();
+        }
         x86_64::instructions::interrupts::disable();
         let generation = JOB_GENERATION.load(Ordering::Acquire);
-        if generation != seen {
+        if generation != seen && me != 0 {
             seen = generation;
             x86_64::instructions::interrupts::enable();
             if let Some(job) = *JOB.lock() {

@@ -75,3 +75,48 @@ pub fn deadline_after_us(micros: u64) -> u64 {
 pub fn passed(deadline: u64) -> bool {
     rdtsc() >= deadline
 }
+
+/// The TSC value at which system time (Xen's "system time": ns since boot) is zero.
+pub fn boot_tsc() -> u64 {
+    BOOT_TSC.load(Ordering::Relaxed)
+}
+
+/// The pvclock scale Xen publishes for TSC -> ns: `ns = ((tsc << shift) * mul_frac) >> 32`
+/// (shift may be negative). Computed the way Xen's `set_time_scale` does, so guests that
+/// read it from CPUID or (later) `vcpu_time_info` agree with us to the nanosecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeScale {
+    pub mul_frac: u32,
+    pub shift: i8,
+}
+
+impl TimeScale {
+    pub fn for_frequency(hz: u64) -> TimeScale {
+        const NS_PER_SEC: u64 = 1_000_000_000;
+        let mut ticks = hz.max(1);
+        let mut shift: i8 = 0;
+        while ticks > 2 * NS_PER_SEC {
+            ticks >>= 1;
+            shift -= 1;
+        }
+        while ticks <= NS_PER_SEC {
+            ticks <<= 1;
+            shift += 1;
+        }
+        TimeScale { mul_frac: ((NS_PER_SEC << 32) / ticks) as u32, shift }
+    }
+
+    pub fn apply(self, delta: u64) -> u64 {
+        let shifted = if self.shift >= 0 { delta << self.shift } else { delta >> -self.shift };
+        ((u128::from(shifted) * u128::from(self.mul_frac)) >> 32) as u64
+    }
+}
+
+pub fn time_scale() -> TimeScale {
+    TimeScale::for_frequency(tsc_hz())
+}
+
+/// Xen system time: nanoseconds since boot, from the TSC.
+pub fn system_time_ns() -> u64 {
+    time_scale().apply(rdtsc().saturating_sub(boot_tsc()))
+}

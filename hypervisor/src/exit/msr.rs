@@ -1,0 +1,47 @@
+//! Intercepted MSR accesses. The MSRs that live in the VMCB pass through (see the
+//! backend's permission map); the few others a guest may touch are emulated here, and any
+//! other access gets #GP, as on Xen.
+
+use super::cpuid::HYPERCALL_PAGE_MSR;
+use crate::arch::x86_64::time;
+use crate::hypercall;
+use crate::vcpu::{Exec, Vcpu};
+
+const IA32_TIME_STAMP_COUNTER: u32 = 0x10;
+const IA32_EFER: u32 = 0xc000_0080;
+
+/// EFER bits a guest may set: SCE, LME, LMA (ignored on write), NXE.
+const EFER_WRITABLE: u64 = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11);
+const EFER_LMA: u64 = 1 << 10;
+
+/// The value of `msr`, or `None` for #GP.
+pub fn read(vcpu: &Vcpu, exec: &mut Exec, msr: u32) -> Option<u64> {
+    match msr {
+        IA32_EFER => Some(exec.hw.guest_efer()),
+        IA32_TIME_STAMP_COUNTER => Some(time::rdtsc()),
+        _ => {
+            log::debug!("d{}v{}: rdmsr {msr:#x} -> #GP", vcpu.domain.id, vcpu.id);
+            None
+        }
+    }
+}
+
+/// Performs the write; `false` means #GP.
+pub fn write(vcpu: &Vcpu, exec: &mut Exec, msr: u32, value: u64) -> bool {
+    match msr {
+        IA32_EFER => {
+            if value & !EFER_WRITABLE != 0 {
+                return false;
+            }
+            // LMA is the CPU's to set; keep the current value.
+            let lma = exec.hw.guest_efer() & EFER_LMA;
+            exec.hw.set_guest_efer((value & !EFER_LMA) | lma);
+            true
+        }
+        HYPERCALL_PAGE_MSR => hypercall::install_page(vcpu, exec, value),
+        _ => {
+            log::debug!("d{}v{}: wrmsr {msr:#x} <- {value:#x} -> #GP", vcpu.domain.id, vcpu.id);
+            false
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The one way the hypervisor reads or writes memory a guest points it at: guest-virtual
+//! addresses are translated by walking the guest's own page tables (whatever paging mode
+//! it is in), then checked against the domain's RAM. A bad pointer is an error value for
+//! the caller to turn into -EFAULT; it never faults the hypervisor.
+
+use crate::mm::guest::GuestRam;
+use crate::vcpu::Exec;
+use crate::virt::PagingState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadGuestAddress(pub u64);
+
+const CR0_PG: u64 = 1 << 31;
+const CR4_PSE: u64 = 1 << 4;
+const CR4_PAE: u64 = 1 << 5;
+const EFER_LMA: u64 = 1 << 10;
+const PRESENT: u64 = 1;
+const PAGE_SIZE_BIT: u64 = 1 << 7;
+const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+fn read_u64(ram: &GuestRam, gpa: u64, gva: u64) -> Result<u64, BadGuestAddress> {
+    let mut b = [0u8; 8];
+    ram.read(gpa, &mut b).map_err(|_| BadGuestAddress(gva))?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn read_u32(ram: &GuestRam, gpa: u64, gva: u64) -> Result<u64, BadGuestAddress> {
+    let mut b = [0u8; 4];
+    ram.read(gpa, &mut b).map_err(|_| BadGuestAddress(gva))?;
+    Ok(u64::from(u32::from_le_bytes(b)))
+}
+
+/// Guest-physical address of `gva` under `paging`.
+pub fn translate(ram: &GuestRam, paging: &PagingState, gva: u64) -> Result<u64, BadGuestAddress> {
+    if paging.cr0 & CR0_PG == 0 {
+        return Ok(gva & 0xffff_ffff);
+    }
+    let bad = BadGuestAddress(gva);
+    if paging.efer & EFER_LMA != 0 {
+        // 4-level paging: PML4 -> PDPT -> PD -> PT.
+        let mut table = paging.cr3 & ADDRESS_MASK;
+        for level in (1..=4u32).rev() {
+            let index = (gva >> (12 + 9 * (level - 1))) & 0x1ff;
+            let entry = read_u64(ram, table + index * 8, gva)?;
+            if entry & PRESENT == 0 {
+                return Err(bad);
+            }
+            if (level == 3 || level == 2) && entry & PAGE_SIZE_BIT != 0 {
+                let page = 1u64 << (12 + 9 * (level - 1));
+                return Ok((entry & ADDRESS_MASK & !(page - 1)) | (gva & (page - 1)));
+            }
+            table = entry & ADDRESS_MASK;
+        }
+        return Ok(table | (gva & 0xfff));
+    }
+    let gva = gva & 0xffff_ffff;
+    if paging.cr4 & CR4_PAE != 0 {
+        // PAE: 4-entry PDPT -> PD -> PT, 8-byte entries.
+        let pdpte = read_u64(ram, (paging.cr3 & 0xffff_ffe0) + (gva >> 30) * 8, gva)?;
+        if pdpte & PRESENT == 0 {
+            return Err(bad);
+        }
+        let pde = read_u64(ram, (pdpte & ADDRESS_MASK) + ((gva >> 21) & 0x1ff) * 8, gva)?;
+        if pde & PRESENT == 0 {
+            return Err(bad);
+        }
+        if pde & PAGE_SIZE_BIT != 0 {
+            return Ok((pde & ADDRESS_MASK & !0x1f_ffff) | (gva & 0x1f_ffff));
+        }
+        let pte = read_u64(ram, (pde & ADDRESS_MASK) + ((gva >> 12) & 0x1ff) * 8, gva)?;
+        if pte & PRESENT == 0 {
+            return Err(bad);
+        }
+        return Ok((pte & ADDRESS_MASK) | (gva & 0xfff));
+    }
+    // Classic 32-bit paging: PD -> PT, 4-byte entries, optional 4 MiB pages.
+    let pde = read_u32(ram, (paging.cr3 & 0xffff_f000) + (gva >> 22) * 4, gva)?;
+    if pde & PRESENT == 0 {
+        return Err(bad);
+    }
+    if paging.cr4 & CR4_PSE != 0 && pde & PAGE_SIZE_BIT != 0 {
+        return Ok((pde & 0xffc0_0000) | (gva & 0x3f_ffff));
+    }
+    let pte = read_u32(ram, (pde & 0xffff_f000) + ((gva >> 12) & 0x3ff) * 4, gva)?;
+    if pte & PRESENT == 0 {
+        return Err(bad);
+    }
+    Ok((pte & 0xffff_f000) | (gva & 0xfff))
+}
+
+/// Splits `[gva, gva + len)` at guest page boundaries and translates each piece.
+fn for_each_page(
+    ram: &GuestRam,
+    exec: &Exec,
+    gva: u64,
+    len: usize,
+    mut f: impl FnMut(u64, usize, usize) -> Result<(), BadGuestAddress>,
+) -> Result<(), BadGuestAddress> {
+    let paging = exec.hw.paging_state();
+    let mut done = 0usize;
+    while done < len {
+        let at = gva.checked_add(done as u64).ok_or(BadGuestAddress(gva))?;
+        let n = ((0x1000 - (at & 0xfff)) as usize).min(len - done);
+        let gpa = translate(ram, &paging, at)?;
+        f(gpa, done, n)?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// Copies `buf.len()` bytes from guest-virtual `gva`.
+pub fn copy_from_guest(ram: &GuestRam, exec: &Exec, gva: u64, buf: &mut [u8]) -> Result<(), BadGuestAddress> {
+    let len = buf.len();
+    for_each_page(ram, exec, gva, len, |gpa, done, n| {
+        ram.read(gpa, &mut buf[done..done + n]).map_err(|_| BadGuestAddress(gva + done as u64))
+    })
+}
+
+/// Copies `bytes` to guest-virtual `gva`.
+pub fn copy_to_guest(ram: &GuestRam, exec: &Exec, gva: u64, bytes: &[u8]) -> Result<(), BadGuestAddress> {
+    for_each_page(ram, exec, gva, bytes.len(), |gpa, done, n| {
+        ram.write(gpa, &bytes[done..done + n]).map_err(|_| BadGuestAddress(gva + done as u64))
+    })
+}

@@ -1,0 +1,162 @@
+//! The vCPU scheduler: every CPU picks from one run queue the runnable vCPU with the least
+//! weighted virtual time, runs it for up to a time slice, and charges it
+//! `run time × 256 / weight`. Over any busy period, vCPUs competing for the same CPUs get
+//! CPU time in proportion to their weights (Xen's credit-scheduler weights: default 256),
+//! a vCPU only runs on CPUs in its affinity mask, and a vCPU waking from sleep starts at
+//! the current virtual time, so sleeping earns no burst.
+//!
+//! Preemption: the local APIC timer interrupts a running guest every millisecond; the
+//! vCPU loop returns here once its slice is used up.
+
+use crate::arch::x86_64::{apic, smp, time, traps};
+use crate::domain::{self, DEFAULT_WEIGHT};
+use crate::vcpu::{SliceEnd, Vcpu};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use spin::Mutex;
+
+/// Longest uninterrupted run of one vCPU when others wait.
+pub const SLICE_NS: u64 = 10_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum RunState {
+    Runnable = 0,
+    Running = 1,
+    Blocked = 2,
+    Down = 3,
+}
+
+impl RunState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => RunState::Runnable,
+            1 => RunState::Running,
+            2 => RunState::Blocked,
+            _ => RunState::Down,
+        }
+    }
+}
+
+/// A vCPU's scheduling state.
+pub struct SchedData {
+    state: AtomicU8,
+    vtime: AtomicU64,
+    runtime_ns: AtomicU64,
+    weight: u32,
+    affinity: u64,
+}
+
+impl SchedData {
+    pub fn new(weight: u32, affinity: u64, runnable: bool) -> Self {
+        SchedData {
+            state: AtomicU8::new(if runnable { RunState::Runnable } else { RunState::Down } as u8),
+            vtime: AtomicU64::new(0),
+            runtime_ns: AtomicU64::new(0),
+            weight: weight.max(1),
+            affinity,
+        }
+    }
+
+    fn state(&self) -> RunState {
+        RunState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    fn set_state(&self, state: RunState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    #[allow(dead_code)]
+    pub fn runtime_ns(&self) -> u64 {
+        self.runtime_ns.load(Ordering::Relaxed)
+    }
+}
+
+static QUEUE: Mutex<Vec<Arc<Vcpu>>> = Mutex::new(Vec::new());
+/// Virtual time of the vCPU picked last: where waking and new vCPUs start.
+static VTIME_FLOOR: AtomicU64 = AtomicU64::new(0);
+
+/// Hands a new vCPU to the scheduler.
+pub fn add(vcpu: Arc<Vcpu>) {
+    vcpu.sched.vtime.store(VTIME_FLOOR.load(Ordering::Relaxed), Ordering::Relaxed);
+    QUEUE.lock().push(vcpu);
+}
+
+/// Makes every other CPU leave its guest promptly (e.g. its domain just died).
+pub fn kick_all_cpus() {
+    if smp::online() > 1 {
+        apic::send_ipi(0, apic::icr::FIXED | apic::icr::ALL_EXCLUDING_SELF | u32::from(traps::WAKEUP_VECTOR));
+    }
+}
+
+/// Picks the next vCPU for `cpu`, marking it running; drops vCPUs of dead domains.
+fn pick(cpu: usize) -> Option<Arc<Vcpu>> {
+    let mut queue = QUEUE.lock();
+    let mut gone = Vec::new();
+    queue.retain(|v| {
+        let dead = v.domain.is_dying() && v.sched.state() != RunState::Running;
+        if dead && !gone.contains(&v.domain.id) {
+            gone.push(v.domain.id);
+        }
+        !dead
+    });
+    for id in gone {
+        if !queue.iter().any(|v| v.domain.id == id) {
+            domain::reap(id);
+        }
+    }
+    let floor = VTIME_FLOOR.load(Ordering::Relaxed);
+    let mut best: Option<(usize, u64)> = None;
+    for (i, v) in queue.iter().enumerate() {
+        if v.sched.affinity & (1 << cpu) == 0 {
+            continue;
+        }
+        match v.sched.state() {
+            RunState::Runnable => {}
+            RunState::Blocked if v.has_wake_event() => {
+                v.sched.vtime.fetch_max(floor, Ordering::Relaxed);
+                v.sched.set_state(RunState::Runnable);
+            }
+            _ => continue,
+        }
+        let vtime = v.sched.vtime.load(Ordering::Relaxed);
+        if best.is_none_or(|(_, b)| vtime < b) {
+            best = Some((i, vtime));
+        }
+    }
+    let (index, vtime) = best?;
+    let vcpu = queue[index].clone();
+    vcpu.sched.set_state(RunState::Running);
+    VTIME_FLOOR.fetch_max(vtime, Ordering::Relaxed);
+    Some(vcpu)
+}
+
+/// Charges a finished slice and decides the vCPU's next state.
+fn finish(vcpu: &Vcpu, end: SliceEnd, ran_ns: u64) {
+    let s = &vcpu.sched;
+    s.vtime.fetch_add(ran_ns * u64::from(DEFAULT_WEIGHT) / u64::from(s.weight), Ordering::Relaxed);
+    s.runtime_ns.fetch_add(ran_ns, Ordering::Relaxed);
+    vcpu.domain.add_runtime(ran_ns);
+    s.set_state(match end {
+        SliceEnd::Preempted | SliceEnd::Yielded => RunState::Runnable,
+        SliceEnd::Blocked => RunState::Blocked,
+        SliceEnd::Down | SliceEnd::DomainEnded => RunState::Down,
+    });
+}
+
+fn tsc_to_ns(ticks: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(time::tsc_hz().max(1))) as u64
+}
+
+/// Runs one slice of some vCPU on this CPU; false if there was nothing to run.
+pub fn run_once(cpu: usize) -> bool {
+    let Some(vcpu) = pick(cpu) else {
+        return false;
+    };
+    let start = time::rdtsc();
+    let slice_end = start + time::tsc_hz() * SLICE_NS / 1_000_000_000;
+    let end = vcpu.run_slice(slice_end);
+    finish(&vcpu, end, tsc_to_ns(time::rdtsc() - start));
+    true
+}
