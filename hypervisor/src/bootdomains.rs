@@ -176,7 +176,7 @@ pub fn poll() {
     let crashed = finished.iter().filter(|s| matches!(s.state, DomainState::Crashed(_))).count();
     for s in finished.iter() {
         console::write_fmt(format_args!(
-            "DOMAIN id={} name={} state={} reason={} vcpus={} weight={} runtime_ns={} memory_kib={}\n",
+            "DOMAIN id={} name={} state={} reason={} vcpus={} weight={} runtime_ns={} cpus_used={:#x} memory_kib={}\n",
             s.id,
             s.name,
             s.state.name(),
@@ -184,6 +184,7 @@ pub fn poll() {
             s.vcpus,
             s.weight,
             s.runtime_ns,
+            s.ran_on,
             s.memory_kib
         ));
     }

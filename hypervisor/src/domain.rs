@@ -142,6 +142,8 @@ pub struct Domain {
     pub serial: Mutex<SerialPort>,
     console: Mutex<Console>,
     runtime_ns: AtomicU64,
+    /// CPUs this domain's vCPUs have run on (bit n = CPU n).
+    ran_on: AtomicU64,
 }
 
 impl fmt::Debug for Domain {
@@ -235,8 +237,10 @@ impl Domain {
         }
     }
 
-    pub fn add_runtime(&self, ns: u64) {
+    /// Charges a slice run on `cpu`.
+    pub fn account(&self, cpu: usize, ns: u64) {
         self.runtime_ns.fetch_add(ns, Ordering::Relaxed);
+        self.ran_on.fetch_or(1 << cpu, Ordering::Relaxed);
     }
 
     pub fn runtime_ns(&self) -> u64 {
@@ -252,6 +256,7 @@ impl Domain {
             vcpus: self.vcpu_count,
             weight: self.weight,
             runtime_ns: self.runtime_ns(),
+            ran_on: self.ran_on.load(Ordering::Relaxed),
             memory_kib: self.ram.size() / 1024,
         }
     }
@@ -276,6 +281,7 @@ pub struct DomainSummary {
     pub vcpus: u32,
     pub weight: u32,
     pub runtime_ns: u64,
+    pub ran_on: u64,
     pub memory_kib: u64,
 }
 
@@ -369,6 +375,7 @@ pub fn create(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Re
         serial: Mutex::new(SerialPort::default()),
         console: Mutex::new(Console::default()),
         runtime_ns: AtomicU64::new(0),
+        ran_on: AtomicU64::new(0),
     });
     let mut vcpus = Vec::new();
     for vcpu_id in 0..config.vcpus {

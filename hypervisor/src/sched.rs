@@ -133,11 +133,11 @@ fn pick(cpu: usize) -> Option<Arc<Vcpu>> {
 }
 
 /// Charges a finished slice and decides the vCPU's next state.
-fn finish(vcpu: &Vcpu, end: SliceEnd, ran_ns: u64) {
+fn finish(vcpu: &Vcpu, cpu: usize, end: SliceEnd, ran_ns: u64) {
     let s = &vcpu.sched;
     s.vtime.fetch_add(ran_ns * u64::from(DEFAULT_WEIGHT) / u64::from(s.weight), Ordering::Relaxed);
     s.runtime_ns.fetch_add(ran_ns, Ordering::Relaxed);
-    vcpu.domain.add_runtime(ran_ns);
+    vcpu.domain.account(cpu, ran_ns);
     s.set_state(match end {
         SliceEnd::Preempted | SliceEnd::Yielded => RunState::Runnable,
         SliceEnd::Blocked => RunState::Blocked,
@@ -157,6 +157,6 @@ pub fn run_once(cpu: usize) -> bool {
     let start = time::rdtsc();
     let slice_end = start + time::tsc_hz() * SLICE_NS / 1_000_000_000;
     let end = vcpu.run_slice(slice_end);
-    finish(&vcpu, end, tsc_to_ns(time::rdtsc() - start));
+    finish(&vcpu, cpu, end, tsc_to_ns(time::rdtsc() - start));
     true
 }

@@ -17,13 +17,14 @@ pub fn run(name: &str) -> ! {
         "fault" => deliberate_page_fault(),
         "panic" => panic!("selftest: deliberate panic"),
         "frames" => frame_stress(),
+        "domains" => domain_churn(),
         "stack-overflow" => {
             log::info!("recursing until the stack runs into its guard page");
             let depth = recurse(0);
             panic!("recursion returned at depth {depth} without overflowing the stack");
         }
         other => {
-            log::error!("unknown self-test \"{other}\" (known: boot, fault, panic, frames, stack-overflow)");
+            log::error!("unknown self-test \"{other}\" (known: boot, fault, panic, frames, stack-overflow, domains)");
             power::stop(Outcome::Failure)
         }
     }
@@ -100,6 +101,69 @@ fn recurse(depth: u64) -> u64 {
         return depth;
     }
     recurse(depth + 1) + u64::from(frame[1023])
+}
+
+/// Domains `selftest=domains` builds, runs to their end and destroys, one after another.
+const CHURN_DOMAINS: usize = 200;
+
+/// Creates, runs and destroys a domain (built from the first boot module, which must be a
+/// `domain ...` module) many times, checking that every frame comes back.
+fn domain_churn() -> ! {
+    let info = boot::info();
+    let domains = match crate::bootdomains::from_modules(info) {
+        Ok(d) if !d.is_empty() => d,
+        Ok(_) => {
+            log::error!("selftest=domains needs a domain module");
+            power::stop(Outcome::Failure)
+        }
+        Err(e) => {
+            log::error!("selftest=domains: {e}");
+            power::stop(Outcome::Failure)
+        }
+    };
+    let spec = &domains[0];
+    let kernel = crate::bootdomains::module_bytes(spec.kernel);
+    let initrd = spec.initrd.map(crate::bootdomains::module_bytes);
+    let before = frames::stats().free;
+    let (mut shutdown, mut crashed, mut min_free) = (0, 0, before);
+    for round in 0..CHURN_DOMAINS {
+        let domain = match crate::domain::create(&spec.config, kernel, initrd) {
+            Ok(d) => d,
+            Err(e) => {
+                log::error!("round {round}: domain not created: {e}");
+                power::stop(Outcome::Failure)
+            }
+        };
+        min_free = min_free.min(frames::stats().free);
+        drop(domain);
+        // Run guests on this CPU too until the domain is gone and its memory returned.
+        let deadline = time::deadline_after_us(10_000_000);
+        loop {
+            let released = crate::domain::take_released();
+            if let Some(summary) = released.first() {
+                match summary.state {
+                    crate::domain::DomainState::Crashed(_) => crashed += 1,
+                    _ => shutdown += 1,
+                }
+                break;
+            }
+            if time::passed(deadline) {
+                log::error!("round {round}: domain still alive after 10 s");
+                power::stop(Outcome::Failure);
+            }
+            if !crate::sched::run_once(0) {
+                x86_64::instructions::interrupts::enable_and_hlt();
+            }
+        }
+    }
+    let after = frames::stats().free;
+    selftest_line(format_args!(
+        "domains rounds={CHURN_DOMAINS} shutdown={shutdown} crashed={crashed} alive={} free_before={before} \
+         free_after={after} min_free_during={min_free}",
+        crate::domain::count()
+    ));
+    let ok = after == before && shutdown == CHURN_DOMAINS && min_free < before;
+    power::stop(if ok { Outcome::Success } else { Outcome::Failure })
 }
 
 const STRESS_ROUNDS: usize = 1000;
