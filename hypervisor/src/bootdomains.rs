@@ -106,7 +106,9 @@ pub fn from_modules(info: &BootInfo) -> Result<Vec<BootDomain<'_>>, String> {
 pub fn module_bytes(module: &Module) -> &'static [u8] {
     // SAFETY: boot modules are reserved from the frame allocator for the hypervisor's
     // lifetime and covered by the direct map; nothing writes to them.
-    unsafe { core::slice::from_raw_parts(phys_to_virt(PhysAddr::new(module.start)).as_ptr::<u8>(), module.len() as usize) }
+    unsafe {
+        core::slice::from_raw_parts(phys_to_virt(PhysAddr::new(module.start)).as_ptr::<u8>(), module.len() as usize)
+    }
 }
 
 static STARTED: AtomicBool = AtomicBool::new(false);

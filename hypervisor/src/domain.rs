@@ -334,7 +334,7 @@ impl From<OutOfMemory> for CreateError {
 
 fn validate(config: &DomainConfig) -> Result<(), CreateError> {
     let bad = |why: String| Err(CreateError::BadConfig(why));
-    if config.memory_mib < 4 || config.memory_mib % 2 != 0 {
+    if config.memory_mib < 4 || !config.memory_mib.is_multiple_of(2) {
         return bad(alloc::format!("memory={} MiB: need an even number of MiB, at least 4", config.memory_mib));
     }
     if config.vcpus == 0 || config.vcpus > MAX_VCPUS {

@@ -27,10 +27,10 @@ mod panic;
 mod power;
 mod pvh;
 mod sched;
-mod vcpu;
-mod virt;
 #[cfg(feature = "selftest")]
 mod selftest;
+mod vcpu;
+mod virt;
 
 core::arch::global_asm!(include_str!("../../boot/entry.S"));
 core::arch::global_asm!(include_str!("../../boot/ap_trampoline.S"));

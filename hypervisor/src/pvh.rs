@@ -37,13 +37,7 @@ pub fn write_boot_info(
     let mut memmap = [MemmapEntry { addr: 0, size: 0, kind: 0 }; GUEST_MEMMAP_MAX_ENTRIES];
     let entries = pvh_loader::guest_memmap(ram.size(), &mut memmap).map_err(CreateError::Kernel)?;
     let modules = module.as_slice();
-    let info = StartInfo {
-        cmdline: cmdline.as_bytes(),
-        modules,
-        memmap: &memmap[..entries],
-        rsdp_paddr: 0,
-        flags: 0,
-    };
+    let info = StartInfo { cmdline: cmdline.as_bytes(), modules, memmap: &memmap[..entries], rsdp_paddr: 0, flags: 0 };
     let limit = (cursor + START_INFO_ROOM).min(ram.size());
     let at = pvh_loader::write_start_info(&info, ram, cursor, limit).map_err(CreateError::Kernel)?;
     u32::try_from(at).map_err(|_| CreateError::Layout(format!("start info at {at:#x} is above 4 GiB")))

@@ -85,7 +85,8 @@ impl Vcpu {
     pub fn set_pvh_entry(&self, entry: u32, start_info: u32) {
         let mut exec = self.exec.lock();
         exec.hw.reset_to_pvh_entry_state();
-        exec.regs = GuestRegs { rip: u64::from(entry), rbx: u64::from(start_info), rflags: 0x2, ..GuestRegs::default() };
+        exec.regs =
+            GuestRegs { rip: u64::from(entry), rbx: u64::from(start_info), rflags: 0x2, ..GuestRegs::default() };
     }
 
     /// Arms (or with 0, cancels) the one-shot timer.

@@ -62,17 +62,33 @@ pub enum VmExit {
     /// VMMCALL / VMCALL (3 bytes).
     Hypercall,
     /// RDMSR (2 bytes).
-    MsrRead { msr: u32 },
+    MsrRead {
+        msr: u32,
+    },
     /// WRMSR (2 bytes).
-    MsrWrite { msr: u32, value: u64 },
+    MsrWrite {
+        msr: u32,
+        value: u64,
+    },
     Io(IoAccess),
     /// An access to guest-physical memory the domain does not have.
-    NestedPageFault { gpa: u64, write: bool, fetch: bool },
+    NestedPageFault {
+        gpa: u64,
+        write: bool,
+        fetch: bool,
+    },
     /// The guest triple-faulted (SVM: shutdown intercept).
     TripleFault,
     /// The hardware refused to enter the guest.
-    EntryFailed { reason: &'static str },
-    Unhandled { code: u64, info1: u64, info2: u64, what: &'static str },
+    EntryFailed {
+        reason: &'static str,
+    },
+    Unhandled {
+        code: u64,
+        info1: u64,
+        info2: u64,
+        what: &'static str,
+    },
 }
 
 /// Guest paging controls, for walking the guest's page tables.
@@ -129,7 +145,11 @@ static BACKEND: Once<Result<Backend, &'static str>> = Once::new();
 pub fn detect() -> Result<Backend, &'static str> {
     *BACKEND.call_once(|| {
         svm::detect().map(|caps| {
-            log::info!("virtualization: AMD-V with nested paging, {} ASIDs, NRIP-save {}", caps.asids, caps.next_rip_save);
+            log::info!(
+                "virtualization: AMD-V with nested paging, {} ASIDs, NRIP-save {}",
+                caps.asids,
+                caps.next_rip_save
+            );
             Backend::Svm
         })
     })

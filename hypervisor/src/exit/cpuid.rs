@@ -5,7 +5,7 @@
 use crate::arch::x86_64::time;
 use crate::vcpu::Vcpu;
 use crate::virt::GuestRegs;
-use core::arch::x86_64::{CpuidResult, __cpuid_count};
+use core::arch::x86_64::{__cpuid_count, CpuidResult};
 
 const XEN_BASE: u32 = 0x4000_0000;
 /// `XEN_CPUID_MAX_NUM_LEAVES`: leaves base+1 .. base+5.
@@ -115,7 +115,9 @@ fn guest_cpuid(vcpu: &Vcpu, leaf: u32, subleaf: u32) -> CpuidResult {
             let h = host(4, subleaf);
             CpuidResult { eax: h.eax & 0x3fff, ..h }
         }
-        7 if subleaf == 0 && leaf <= max_basic => CpuidResult { eax: 0, ebx: host(7, 0).ebx & leaf7::EBX_ALLOWED, ecx: 0, edx: 0 },
+        7 if subleaf == 0 && leaf <= max_basic => {
+            CpuidResult { eax: 0, ebx: host(7, 0).ebx & leaf7::EBX_ALLOWED, ecx: 0, edx: 0 }
+        }
         0x8000_0000 => CpuidResult { eax: max_extended, ..host(0x8000_0000, 0) },
         0x8000_0001 => {
             let h = host(0x8000_0001, 0);
@@ -147,12 +149,7 @@ fn xen_leaf(vcpu: &Vcpu, leaf: u32, subleaf: u32) -> CpuidResult {
         0x4000_0004 => {
             const VCPU_ID_PRESENT: u32 = 1 << 3;
             const DOMID_PRESENT: u32 = 1 << 4;
-            CpuidResult {
-                eax: VCPU_ID_PRESENT | DOMID_PRESENT,
-                ebx: vcpu.id,
-                ecx: u32::from(vcpu.domain.id),
-                edx: 0,
-            }
+            CpuidResult { eax: VCPU_ID_PRESENT | DOMID_PRESENT, ebx: vcpu.id, ecx: u32::from(vcpu.domain.id), edx: 0 }
         }
         _ => ZERO,
     }
@@ -169,7 +166,12 @@ fn time_leaf(subleaf: u32) -> CpuidResult {
         1 => {
             let offset = time::boot_tsc();
             let scale = time::time_scale();
-            CpuidResult { eax: offset as u32, ebx: (offset >> 32) as u32, ecx: scale.mul_frac, edx: i32::from(scale.shift) as u32 }
+            CpuidResult {
+                eax: offset as u32,
+                ebx: (offset >> 32) as u32,
+                ecx: scale.mul_frac,
+                edx: i32::from(scale.shift) as u32,
+            }
         }
         2 => CpuidResult { eax: khz, ..ZERO },
         _ => ZERO,

@@ -113,7 +113,7 @@ impl GuestRam {
     /// Allocates, scrubs and maps `size` bytes (a multiple of 2 MiB) of guest RAM. On
     /// failure everything allocated so far is returned.
     pub fn new(size: u64, format: &'static dyn NestedFormat) -> Result<Self, OutOfMemory> {
-        assert!(size % LARGE == 0 && size > 0, "guest RAM size {size:#x} is not a positive multiple of 2 MiB");
+        assert!(size.is_multiple_of(LARGE) && size > 0, "guest RAM size {size:#x} is not a positive multiple of 2 MiB");
         let count = (size / LARGE) as usize;
         let mut ram = GuestRam { size, chunks: Vec::new(), nested: NestedTable::new(format)? };
         ram.chunks.try_reserve_exact(count).map_err(|_| OutOfMemory)?;

@@ -98,11 +98,17 @@ pub fn decode(c: &ControlArea, regs: &GuestRegs) -> VmExit {
         },
         ExitCode::Shutdown => VmExit::TripleFault,
         ExitCode::Invalid => VmExit::EntryFailed { reason: "VMRUN refused the VMCB (VMEXIT_INVALID)" },
-        ExitCode::Exception(_) => {
-            VmExit::Unhandled { code: c.exit_code, info1: c.exit_info1, info2: c.exit_info2, what: "intercepted exception" }
-        }
-        ExitCode::Other(code) => {
-            VmExit::Unhandled { code, info1: c.exit_info1, info2: c.exit_info2, what: "intercepted instruction or event" }
-        }
+        ExitCode::Exception(_) => VmExit::Unhandled {
+            code: c.exit_code,
+            info1: c.exit_info1,
+            info2: c.exit_info2,
+            what: "intercepted exception",
+        },
+        ExitCode::Other(code) => VmExit::Unhandled {
+            code,
+            info1: c.exit_info1,
+            info2: c.exit_info2,
+            what: "intercepted instruction or event",
+        },
     }
 }

@@ -12,7 +12,7 @@
 pub mod exit;
 pub mod vmcb;
 
-use self::vmcb::{EventInjection, InterruptControl, Intercept1, Intercept2, Segment, TlbControl, Vmcb};
+use self::vmcb::{EventInjection, Intercept1, Intercept2, InterruptControl, Segment, TlbControl, Vmcb};
 use crate::arch::x86_64::percpu::{self, MAX_CPUS};
 use crate::mm::{frames, phys_to_virt};
 use crate::virt::{GuestRegs, HardwareVcpu, NestedFormat, PagingState, VmExit};
@@ -77,17 +77,17 @@ pub fn enable_this_cpu() {
 /// MSRs the guest reaches directly: they live in the VMCB and are switched by VMLOAD/VMSAVE
 /// (or are the guest PAT under nested paging).
 const PASSTHROUGH_MSRS: &[u32] = &[
-    0x174,         // SYSENTER_CS
-    0x175,         // SYSENTER_ESP
-    0x176,         // SYSENTER_EIP
-    0x277,         // PAT (G_PAT)
-    0xc000_0081,   // STAR
-    0xc000_0082,   // LSTAR
-    0xc000_0083,   // CSTAR
-    0xc000_0084,   // SFMASK
-    0xc000_0100,   // FS_BASE
-    0xc000_0101,   // GS_BASE
-    0xc000_0102,   // KERNEL_GS_BASE
+    0x174,       // SYSENTER_CS
+    0x175,       // SYSENTER_ESP
+    0x176,       // SYSENTER_EIP
+    0x277,       // PAT (G_PAT)
+    0xc000_0081, // STAR
+    0xc000_0082, // LSTAR
+    0xc000_0083, // CSTAR
+    0xc000_0084, // SFMASK
+    0xc000_0100, // FS_BASE
+    0xc000_0101, // GS_BASE
+    0xc000_0102, // KERNEL_GS_BASE
 ];
 
 /// The MSR permission map's 2-bit slot (read, write) for `msr`, as a bit index.
