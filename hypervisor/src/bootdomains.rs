@@ -7,7 +7,7 @@
 //! (REST, to the end of the line, is the guest's command line), optionally followed by a
 //! module whose command line is `initrd`, which becomes that domain's initrd.
 
-use crate::domain::{self, DomainConfig, DomainState, DomainSummary, DEFAULT_WEIGHT};
+use crate::domain::{self, DomainConfig, DomainState, DomainSummary, ShutdownReason, DEFAULT_WEIGHT};
 use crate::mm::{frames, phys_to_virt};
 use crate::power::{self, Outcome};
 use crate::{cmdline, console, virt};
@@ -175,7 +175,11 @@ pub fn poll() {
     if !exit_when_idle() || !STARTED.load(Ordering::Acquire) || finished.len() < EXPECTED.load(Ordering::Relaxed) {
         return;
     }
-    let crashed = finished.iter().filter(|s| matches!(s.state, DomainState::Crashed(_))).count();
+    // A guest that shuts itself down with reason "crash" crashed too (Xen's on_crash).
+    let crashed = finished
+        .iter()
+        .filter(|s| matches!(s.state, DomainState::Crashed(_) | DomainState::Shutdown(ShutdownReason::Crash)))
+        .count();
     for s in finished.iter() {
         console::write_fmt(format_args!(
             "DOMAIN id={} name={} state={} reason={} vcpus={} weight={} runtime_ns={} cpus_used={:#x} memory_kib={}\n",

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::domain_log::{DomainReport, DomainsDone};
 use crate::harness::RunResult;
 use crate::selftest::{self, SelftestLine};
 use crate::util::{fnv1a64, Rng};
@@ -106,5 +107,86 @@ mod tests {
         assert!(!hash_well_formed("0x0123456789ABCDEF"));
         assert!(!hash_well_formed("0x123"));
         assert!(!hash_well_formed("0123456789abcdef"));
+    }
+}
+
+/// The domain called `name` shut down by itself with `reason` (e.g. `poweroff`) and was
+/// accounted some CPU time; returns its report.
+#[track_caller]
+pub fn domain_shut_down(r: &RunResult, name: &str, reason: &str) -> DomainReport {
+    let d = r.domain_named(name);
+    r.check(d.shut_down_with(reason), format!("domain {name}: expected state=shutdown reason={reason}: {}", d.raw));
+    r.check(d.runtime_ns > 0, format!("domain {name} ran but runtime_ns=0: {}", d.raw));
+    d
+}
+
+/// The domain called `name` was crashed; returns its report.
+#[track_caller]
+pub fn domain_crashed(r: &RunResult, name: &str) -> DomainReport {
+    let d = r.domain_named(name);
+    r.check(d.crashed(), format!("domain {name}: expected state=crashed: {}", d.raw));
+    d
+}
+
+/// `DOMAINS done` counts `total` domains of which `crashed` crashed, and every frame the
+/// domains took came back (`free_frames_before == free_frames_after`).
+#[track_caller]
+pub fn domains_done(r: &RunResult, total: u64, crashed: u64) -> DomainsDone {
+    let done = r.domains_done();
+    r.check(done.total == total, format!("total={}, expected {total}: {}", done.total, done.raw));
+    r.check(done.crashed == crashed, format!("crashed={}, expected {crashed}: {}", done.crashed, done.raw));
+    r.check(
+        done.free_frames_before == done.free_frames_after,
+        format!(
+            "free frames {} before the first domain, {} after the last was destroyed ({} leaked): {}",
+            done.free_frames_before,
+            done.free_frames_after,
+            done.free_frames_before as i128 - done.free_frames_after as i128,
+            done.raw
+        ),
+    );
+    done
+}
+
+/// Domain `domid` printed the test guest's first line, `hello from domain <domid> vcpu 0`.
+#[track_caller]
+pub fn guest_said_hello(r: &RunResult, domid: u32) {
+    let expected = format!("hello from domain {domid} vcpu 0");
+    r.console_line_where(domid, &format!("`{expected}`"), |l| l == expected);
+}
+
+/// Domain `domid` never printed a console line containing `needle`.
+#[track_caller]
+pub fn console_lacks(r: &RunResult, domid: u32, needle: &str) {
+    if let Some(l) = r.console(domid).into_iter().find(|l| l.contains(needle)) {
+        r.fail(format!("domain {domid} printed `{l}`, which it must not reach"));
+    }
+}
+
+/// Whether a hypervisor log line says that SVM (or, with `npt`, nested paging) is
+/// unavailable: it names SVM/NPT/nested paging and says it is not available.
+pub fn says_virtualization_unavailable(line: &str, npt: bool) -> bool {
+    let l = line.to_ascii_lowercase();
+    let names_feature =
+        if npt { l.contains("npt") || l.contains("nested paging") } else { l.contains("svm") || l.contains("amd-v") };
+    let negative = ["not available", "unavailable", "no nested paging", "no svm", "not supported", "missing"]
+        .iter()
+        .any(|n| l.contains(n));
+    names_feature && negative
+}
+
+#[cfg(test)]
+mod domain_tests {
+    use super::says_virtualization_unavailable;
+
+    #[test]
+    fn unavailable_messages() {
+        assert!(says_virtualization_unavailable("[ 0.1] CPU0 WARN  virtualization unavailable: no SVM", false));
+        assert!(says_virtualization_unavailable("SVM not available on this CPU", false));
+        assert!(says_virtualization_unavailable("virtualization unavailable: SVM without nested paging (NPT)", true));
+        assert!(says_virtualization_unavailable("no nested paging", true));
+        assert!(!says_virtualization_unavailable("SVM available, NPT available", false));
+        assert!(!says_virtualization_unavailable("virtualization unavailable: no SVM", true));
+        assert!(!says_virtualization_unavailable("ready", false));
     }
 }

@@ -15,6 +15,8 @@ use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::domain::{self, DomainSpec};
+use crate::domain_log::{self, DomainReport, DomainsDone};
 use crate::iso::{self, Module};
 use crate::qemu::{self, Accel, Boot, Console, Firmware, QemuConfig};
 use crate::selftest::{self, SelftestLine};
@@ -85,6 +87,22 @@ impl Vm {
         Vm::with_dir(name, dir, Boot::Cdrom { iso: iso_path, firmware })
     }
 
+    /// Boots `image` from a GRUB ISO (SeaBIOS) with hypervisor command line `cmdline` and
+    /// one boot-time domain per entry of `domains` (multiboot2 modules, see
+    /// [`crate::domain`]).
+    pub fn domains(name: &str, image: &Path, cmdline: &str, domains: &[DomainSpec]) -> Vm {
+        let dir = fresh_dir(name);
+        Vm::domains_in(name, dir, image, cmdline, domains)
+    }
+
+    /// Like [`Vm::domains`] with a directory that [`fresh_dir`] already made.
+    pub fn domains_in(name: &str, dir: PathBuf, image: &Path, cmdline: &str, domains: &[DomainSpec]) -> Vm {
+        let modules = domain::modules_for(domains).unwrap_or_else(|e| panic!("[{name}] {e}"));
+        let listing: String = modules.iter().map(|m| format!("{} {}\n", m.file.display(), m.cmdline)).collect();
+        fs::write(dir.join("modules.txt"), listing).unwrap_or_else(|e| panic!("[{name}] writing modules.txt: {e}"));
+        Vm::iso_in(name, dir, image, cmdline, &modules, false)
+    }
+
     /// A run of `boot` in `dir`, which [`fresh_dir`] made.
     pub fn with_dir(name: &str, dir: PathBuf, boot: Boot) -> Vm {
         let mut config = QemuConfig::new(boot);
@@ -108,6 +126,12 @@ impl Vm {
     /// Memory size (`512M`, `5G`).
     pub fn memory(mut self, size: &str) -> Vm {
         self.config.memory = size.to_owned();
+        self
+    }
+
+    /// CPU model and features (`-cpu`), replacing the accelerator's default (`max`/`host`).
+    pub fn cpu(mut self, model: &str) -> Vm {
+        self.config.cpu = Some(model.to_owned());
         self
     }
 
@@ -321,6 +345,63 @@ impl RunResult {
         match self.serial.lines().find(|l| pred(l)) {
             Some(l) => l,
             None => self.fail(format!("no serial log line {what}")),
+        }
+    }
+
+    /// Every `DOMAIN` report line; fails on a malformed one.
+    #[track_caller]
+    pub fn domain_reports(&self) -> Vec<DomainReport> {
+        domain_log::domain_reports(&self.serial).into_iter().map(|r| r.unwrap_or_else(|e| self.fail(e))).collect()
+    }
+
+    /// The `DOMAIN` report of the domain called `name`; fails unless exactly one exists.
+    #[track_caller]
+    pub fn domain_named(&self, name: &str) -> DomainReport {
+        let mut found: Vec<_> = self.domain_reports().into_iter().filter(|d| d.name == name).collect();
+        match found.len() {
+            1 => found.remove(0),
+            0 => self.fail(format!("no `DOMAIN ... name={name} ...` line (is exit-when-idle on the command line?)")),
+            n => self.fail(format!("{n} `DOMAIN` lines with name={name}")),
+        }
+    }
+
+    /// The `DOMAINS done` line; fails if missing or malformed.
+    #[track_caller]
+    pub fn domains_done(&self) -> DomainsDone {
+        match domain_log::domains_done(&self.serial) {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => self.fail(e),
+            None => self.fail("no `DOMAINS done ...` line (is exit-when-idle on the command line?)"),
+        }
+    }
+
+    /// What domain `domid` printed on its console, line by line.
+    pub fn console(&self, domid: u32) -> Vec<String> {
+        domain_log::console_of(&self.serial, domid)
+    }
+
+    /// The first console line of domain `domid` satisfying `pred`; fails with `what` if none.
+    #[track_caller]
+    pub fn console_line_where(&self, domid: u32, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        match self.console(domid).into_iter().find(|l| pred(l)) {
+            Some(l) => l,
+            None => {
+                self.fail(format!("domain {domid} printed no console line {what} (looked for `(d{domid}) ` lines)"))
+            }
+        }
+    }
+
+    /// Every `GUEST <kind> ...` line domain `domid` printed.
+    pub fn guest_lines(&self, domid: u32, kind: &str) -> Vec<SelftestLine> {
+        domain_log::guest_lines(&self.serial, domid).into_iter().filter(|l| l.kind == kind).collect()
+    }
+
+    /// The first `GUEST <kind> ...` line of domain `domid`; fails if none.
+    #[track_caller]
+    pub fn guest_line(&self, domid: u32, kind: &str) -> SelftestLine {
+        match self.guest_lines(domid, kind).into_iter().next() {
+            Some(l) => l,
+            None => self.fail(format!("domain {domid} printed no `GUEST {kind} ...` line")),
         }
     }
 

@@ -2,7 +2,7 @@
 //! (Debian packages `grub-common`, `grub-pc-bin`, `grub-efi-amd64-bin`,
 //! `xorriso`, `mtools`).
 //!
-//! The ISO holds `boot/ferrovisor` (the image), one `boot/<name>` per module
+//! The ISO holds `boot/ferrovisor` (the image), one `boot/<name>` per module file
 //! and `boot/grub/grub.cfg`, which boots at once with GRUB on the serial port:
 //! `multiboot2 /boot/ferrovisor <cmdline>`, `module2 /boot/<name> <cmdline>`
 //! per module, `boot`.
@@ -12,7 +12,7 @@
 //! therefore limited to words of printable characters without quotes or
 //! backslashes (GRUB would escape those); anything else is rejected here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,9 +94,12 @@ pub fn grub_cfg(cmdline: &str, modules: &[(String, String)]) -> Result<String, S
 }
 
 /// The names the modules get inside `/boot`: their file names, which must be
-/// distinct, plain and not clash with the image or `grub`.
+/// plain and not clash with the image or `grub`. Modules naming the same file
+/// (the same path) share one copy in the ISO — GRUB loads it once per
+/// `module2` line — so a domain kernel can boot many domains; different
+/// files with the same name are an error.
 pub fn module_names(modules: &[Module]) -> Result<Vec<String>, String> {
-    let mut seen = BTreeSet::new();
+    let mut seen: BTreeMap<String, &Path> = BTreeMap::new();
     modules
         .iter()
         .map(|m| {
@@ -109,10 +112,20 @@ pub fn module_names(modules: &[Module]) -> Result<Vec<String>, String> {
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 return Err(format!("module file name {name:?}: use only letters, digits, '-', '_', '.'"));
             }
-            if name == IMAGE_NAME || name == "grub" || !seen.insert(name.clone()) {
-                return Err(format!("module file name {name:?} is used twice or reserved"));
+            if name == IMAGE_NAME || name == "grub" {
+                return Err(format!("module file name {name:?} is reserved"));
             }
-            Ok(name)
+            match seen.get(&name) {
+                Some(first) if *first != m.file.as_path() => Err(format!(
+                    "module file name {name:?} is used by two different files ({} and {})",
+                    first.display(),
+                    m.file.display()
+                )),
+                _ => {
+                    seen.insert(name.clone(), &m.file);
+                    Ok(name)
+                }
+            }
         })
         .collect()
 }
@@ -145,8 +158,11 @@ pub fn build_iso(image: &Path, cmdline: &str, modules: &[Module], iso: &Path) ->
     fs::create_dir_all(&grub_dir).map_err(|e| io("creating", &grub_dir, e))?;
     let boot = staging.join("boot");
     fs::copy(image, boot.join(IMAGE_NAME)).map_err(|e| io("copying", image, e))?;
+    let mut copied = BTreeSet::new();
     for (m, name) in modules.iter().zip(&names) {
-        fs::copy(&m.file, boot.join(name)).map_err(|e| io("copying module", &m.file, e))?;
+        if copied.insert(name.as_str()) {
+            fs::copy(&m.file, boot.join(name)).map_err(|e| io("copying module", &m.file, e))?;
+        }
     }
     fs::write(grub_dir.join("grub.cfg"), cfg).map_err(|e| io("writing", &grub_dir, e))?;
     if let Some(parent) = iso.parent() {
@@ -215,6 +231,9 @@ mod tests {
         let ok = module_names(&[Module::new("/a/mod0.bin", ""), Module::new("/b/mod1.bin", "x")]).unwrap();
         assert_eq!(ok, ["mod0.bin", "mod1.bin"]);
         assert!(module_names(&[Module::new("/a/m", ""), Module::new("/b/m", "")]).is_err());
+        // The same file twice (two domains of one kernel) shares one name.
+        let shared = module_names(&[Module::new("/a/k", "domain"), Module::new("/a/k", "domain name=b")]).unwrap();
+        assert_eq!(shared, ["k", "k"]);
         assert!(module_names(&[Module::new("/a/ferrovisor", "")]).is_err());
         assert!(module_names(&[Module::new("/a/has space", "")]).is_err());
     }

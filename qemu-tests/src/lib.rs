@@ -5,7 +5,10 @@
 //! by behaviour only: QEMU's exit status (the hypervisor writes 0x10 = success
 //! or 0x11 = failure to the isa-debug-exit port, so QEMU exits with 33 or 35;
 //! anything else, a timeout included, fails) and the machine-readable
-//! `SELFTEST` lines that the self-test image prints on the serial port.
+//! `SELFTEST` lines that the self-test image prints on the serial port; the
+//! domain tests boot the normal image with test-guest domains as GRUB modules
+//! and read the `DOMAIN`/`DOMAINS` lines, the guests' `(dN) ` console lines and
+//! their `GUEST` result lines ([`domain_log`]).
 //!
 //! Run them with `cargo xtask test`, which builds the images and passes them
 //! in the environment:
@@ -14,6 +17,7 @@
 //! | --- | --- |
 //! | `FERROVISOR_IMAGE` | the normal image (required) |
 //! | `FERROVISOR_SELFTEST_IMAGE` | the image built with `--features selftest` (required) |
+//! | `FERROVISOR_TEST_GUEST` | the test guest kernel, `guests/test-guest` (required by the domain tests) |
 //! | `FERROVISOR_ACCEL` | `tcg` (default) or `kvm` (used only if KVM offers SVM/VMX) |
 //! | `FERROVISOR_TEST_DIR` | where per-test directories go (default `target/qemu-tests`) |
 //! | `FERROVISOR_TIMEOUT_SCALE` | multiplies every timeout (default 1; e.g. 3 on a slow host) |
@@ -21,6 +25,8 @@
 //! | `FERROVISOR_OVMF_CODE`, `FERROVISOR_OVMF_VARS` | UEFI firmware (default Debian's `ovmf` 4M files) |
 
 pub mod checks;
+pub mod domain;
+pub mod domain_log;
 pub mod harness;
 pub mod image;
 pub mod iso;
@@ -30,6 +36,8 @@ pub mod util;
 
 use std::path::{Path, PathBuf};
 
+pub use domain::DomainSpec;
+pub use domain_log::{ConsoleLine, DomainReport, DomainsDone};
 pub use harness::{Outcome, RunResult, Vm};
 pub use iso::{build_iso, Module};
 pub use qemu::{Accel, EXIT_FAILURE, EXIT_SUCCESS};
@@ -39,6 +47,8 @@ pub use selftest::SelftestLine;
 pub const ENV_IMAGE: &str = "FERROVISOR_IMAGE";
 /// Environment variable naming the self-test hypervisor image.
 pub const ENV_SELFTEST_IMAGE: &str = "FERROVISOR_SELFTEST_IMAGE";
+/// Environment variable naming the test guest kernel (`guests/test-guest`).
+pub const ENV_TEST_GUEST: &str = "FERROVISOR_TEST_GUEST";
 /// Environment variable choosing the accelerator (`tcg` or `kvm`).
 pub const ENV_ACCEL: &str = "FERROVISOR_ACCEL";
 /// Environment variable naming the directory for per-test directories.
@@ -62,7 +72,8 @@ fn image_from_env(var: &str, what: &str) -> PathBuf {
     let Some(path) = std::env::var_os(var) else {
         panic!(
             "{var} is not set: the QEMU tests need the {what}. Run them with `cargo xtask test`, \
-             which builds the images and sets {ENV_IMAGE} and {ENV_SELFTEST_IMAGE}."
+             which builds the images and the test guest and sets {ENV_IMAGE}, {ENV_SELFTEST_IMAGE} and \
+             {ENV_TEST_GUEST}."
         );
     };
     let path = PathBuf::from(path);
@@ -82,6 +93,14 @@ pub fn image() -> PathBuf {
 /// The self-test image (`FERROVISOR_SELFTEST_IMAGE`); panics with advice if unset.
 pub fn selftest_image() -> PathBuf {
     image_from_env(ENV_SELFTEST_IMAGE, "self-test hypervisor image (--features selftest)")
+}
+
+/// The test guest kernel (`FERROVISOR_TEST_GUEST`); panics with advice if unset.
+pub fn test_guest() -> PathBuf {
+    image_from_env(
+        ENV_TEST_GUEST,
+        "test guest kernel (cargo build -p test-guest --release --target x86_64-unknown-none)",
+    )
 }
 
 /// The accelerator for test runs: `FERROVISOR_ACCEL`, KVM only if usable.

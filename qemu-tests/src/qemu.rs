@@ -80,6 +80,11 @@ impl Accel {
             Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
         }
     }
+
+    /// The CPU model used unless another is asked for: `max` (TCG) or `host` (KVM).
+    pub fn default_cpu(self) -> &'static str {
+        self.args()[3]
+    }
 }
 
 impl fmt::Display for Accel {
@@ -194,6 +199,9 @@ pub struct QemuConfig {
     pub memory: String,
     /// Accelerator (already resolved, see [`Accel::resolve`]).
     pub accel: Accel,
+    /// CPU model and features (`-cpu`), e.g. `qemu64,-svm`; `None`: the accelerator's
+    /// default (`max` for TCG, `host` for KVM).
+    pub cpu: Option<String>,
     /// Console mode.
     pub console: Console,
     /// Extra arguments appended last.
@@ -210,6 +218,7 @@ impl QemuConfig {
             smp: 4,
             memory: "512M".into(),
             accel: Accel::Tcg,
+            cpu: None,
             console: Console::Captured,
             extra_args: Vec::new(),
         }
@@ -221,9 +230,11 @@ impl QemuConfig {
         let mut push = |s: &str| a.push(s.into());
         push("-machine");
         push("q35");
-        for s in self.accel.args() {
+        let [accel_opt, accel, cpu_opt, default_cpu] = self.accel.args();
+        for s in [accel_opt, accel, cpu_opt] {
             push(s);
         }
+        push(self.cpu.as_deref().unwrap_or(default_cpu));
         push("-smp");
         push(&self.smp.to_string());
         push("-m");
@@ -336,6 +347,16 @@ mod tests {
         ));
         assert!(joined.ends_with("-nographic -serial mon:stdio -s"));
         assert!(!joined.contains("-kernel"));
+    }
+
+    #[test]
+    fn cpu_model_override() {
+        let mut c = QemuConfig::new(Boot::Cdrom { iso: "/x.iso".into(), firmware: Firmware::Bios });
+        assert!(strs(&c).join(" ").contains("-accel tcg -cpu max -smp"));
+        c.cpu = Some("qemu64,-svm".into());
+        let joined = strs(&c).join(" ");
+        assert!(joined.contains("-accel tcg -cpu qemu64,-svm -smp"), "{joined}");
+        assert_eq!(Accel::Kvm.default_cpu(), "host");
     }
 
     #[test]

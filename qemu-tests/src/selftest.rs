@@ -39,11 +39,17 @@ impl std::error::Error for FieldError {}
 impl SelftestLine {
     /// Parses one line; `None` unless it carries a `SELFTEST` marker.
     pub fn parse(line: &str) -> Option<Self> {
+        Self::parse_marked(line, MARKER)
+    }
+
+    /// Parses one line with another marker word in place of `SELFTEST` (the same
+    /// `MARKER kind key=value ...` shape: `DOMAIN`, `DOMAINS`, `GUEST` lines).
+    pub fn parse_marked(line: &str, marker: &str) -> Option<Self> {
         let cleaned = strip_terminal_controls(line);
         let line = cleaned.as_str();
-        let start = find_marker(line)?;
+        let start = find_marker(line, marker)?;
         let raw = &line[start..];
-        let rest = raw[MARKER.len()..].trim_start();
+        let rest = raw[marker.len()..].trim_start();
         if rest.is_empty() {
             return None;
         }
@@ -165,14 +171,17 @@ pub fn parse_u64(s: &str) -> Option<u64> {
     }
 }
 
-/// The start of the `SELFTEST` marker in `line`: at the start of the line or
+/// The start of `marker` (e.g. `SELFTEST`) in `line`: at the start of the line or
 /// after a character that is not a letter, digit or `_`, and followed by
 /// whitespace.
-fn find_marker(line: &str) -> Option<usize> {
+fn find_marker(line: &str, marker: &str) -> Option<usize> {
+    if marker.is_empty() {
+        return None;
+    }
     let mut from = 0;
-    while let Some(pos) = line[from..].find(MARKER) {
+    while let Some(pos) = line[from..].find(marker) {
         let start = from + pos;
-        let end = start + MARKER.len();
+        let end = start + marker.len();
         let before_ok = line[..start].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
         let after_ok = line[end..].starts_with(char::is_whitespace);
         if before_ok && after_ok {

@@ -1,5 +1,5 @@
 //! A small command-line parser: `--name VALUE`, `--name=VALUE`, `--flag`,
-//! and everything after `--` passed through untouched.
+//! repeatable options, and everything after `--` passed through untouched.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Parsed {
     values: BTreeMap<String, String>,
+    repeated: BTreeMap<String, Vec<String>>,
     flags: Vec<String>,
     /// Arguments after `--`.
     pub rest: Vec<String>,
@@ -18,6 +19,11 @@ impl Parsed {
         self.values.get(name).map(String::as_str)
     }
 
+    /// Every value of the repeatable option `--name`, in order.
+    pub fn values(&self, name: &str) -> &[String] {
+        self.repeated.get(name).map_or(&[], Vec::as_slice)
+    }
+
     /// Whether flag `--name` was given.
     pub fn flag(&self, name: &str) -> bool {
         self.flags.iter().any(|f| f == name)
@@ -27,6 +33,17 @@ impl Parsed {
 /// Parses `args` for a subcommand taking the options in `valued` (with a
 /// value) and `flags` (without). Names are given without the leading `--`.
 pub fn parse(args: &[String], valued: &[&str], flags: &[&str]) -> Result<Parsed, String> {
+    parse_with_repeated(args, valued, &[], flags)
+}
+
+/// Like [`parse`], with options in `repeated` that may be given any number of
+/// times (read them with [`Parsed::values`]).
+pub fn parse_with_repeated(
+    args: &[String],
+    valued: &[&str],
+    repeated: &[&str],
+    flags: &[&str],
+) -> Result<Parsed, String> {
     let mut p = Parsed::default();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -41,7 +58,13 @@ pub fn parse(args: &[String], valued: &[&str], flags: &[&str]) -> Result<Parsed,
             Some((n, v)) => (n, Some(v.to_owned())),
             None => (body, None),
         };
-        if valued.contains(&name) {
+        if repeated.contains(&name) {
+            let value = match inline {
+                Some(v) => v,
+                None => it.next().cloned().ok_or_else(|| format!("option `--{name}` needs a value"))?,
+            };
+            p.repeated.entry(name.to_owned()).or_default().push(value);
+        } else if valued.contains(&name) {
             let value = match inline {
                 Some(v) => v,
                 None => it.next().cloned().ok_or_else(|| format!("option `--{name}` needs a value"))?,
@@ -118,6 +141,24 @@ mod tests {
         assert_eq!(p.value("cmdline"), Some("loglvl=debug x=1"));
         let p = parse(&v(&["--cmdline=a=b"]), &["cmdline"], &[]).unwrap();
         assert_eq!(p.value("cmdline"), Some("a=b"));
+    }
+
+    #[test]
+    fn repeated_options() {
+        let p = parse_with_repeated(
+            &v(&["--domain", "a,cmdline=x y", "--smp", "2", "--domain=b,memory=5", "--exit-when-idle"]),
+            &["smp"],
+            &["domain"],
+            &["exit-when-idle"],
+        )
+        .unwrap();
+        assert_eq!(p.values("domain"), ["a,cmdline=x y", "b,memory=5"]);
+        assert!(p.values("other").is_empty());
+        assert_eq!(p.value("smp"), Some("2"));
+        assert!(p.flag("exit-when-idle"));
+        assert!(parse_with_repeated(&v(&["--domain"]), &[], &["domain"], &[]).is_err());
+        // Not repeatable unless declared so.
+        assert!(parse(&v(&["--domain", "a"]), &[], &[]).is_err());
     }
 
     #[test]

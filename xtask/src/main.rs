@@ -3,8 +3,9 @@
 //! ```text
 //! cargo xtask build [--selftest]
 //! cargo xtask run [--smp N] [--memory SIZE] [--iso] [--uefi] [--cmdline STR]
-//!                 [--accel tcg|kvm] [--selftest NAME] [-- QEMU ARGS...]
-//! cargo xtask iso [--cmdline STR]
+//!                 [--accel tcg|kvm] [--selftest NAME]
+//!                 [--domain KERNEL[,OPTIONS]]... [--exit-when-idle] [-- QEMU ARGS...]
+//! cargo xtask iso [--cmdline STR] [--domain KERNEL[,OPTIONS]]... [--exit-when-idle]
 //! cargo xtask test [--accel tcg|kvm] [-- TEST FILTER/ARGS...]
 //! cargo xtask bench
 //! ```
@@ -17,9 +18,11 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use qemu_tests::domain::{self, DomainSpec};
+use qemu_tests::iso::Module;
 use qemu_tests::qemu::{self, Accel, Boot, Console, Firmware, QemuConfig};
 
-use crate::util::{build_image, step, target_dir, Flavor};
+use crate::util::{build_image, build_test_guest, step, target_dir, Flavor};
 
 const USAGE: &str = "\
 Ferrovisor's build, run and test driver.
@@ -28,7 +31,7 @@ Usage: cargo xtask <COMMAND> [OPTIONS]
 
 Commands:
   build [--selftest]   Build the hypervisor image (--selftest: the self-test image)
-                       and print its path.
+                       and the test guest, and print their paths.
   run [OPTIONS] [-- QEMU ARGS...]
                        Build and boot under QEMU, serial console on this terminal.
       --smp N            CPUs (default 4)
@@ -38,7 +41,18 @@ Commands:
       --uefi             boot the GRUB ISO with OVMF (implies --iso)
       --accel tcg|kvm    default tcg; kvm only helps if KVM offers SVM or VMX
       --selftest NAME    boot the self-test image with selftest=NAME added
-  iso [--cmdline STR]  Build target/ferrovisor.iso (GRUB, BIOS + UEFI) and print its path.
+      --domain SPEC      start a boot-time domain (repeatable; boots the GRUB ISO, the
+                         domains travel as multiboot2 modules). SPEC is
+                         KERNEL[,initrd=FILE][,memory=MiB][,vcpus=N][,weight=W]
+                               [,cpus=LIST][,name=NAME][,cmdline=STR]
+                         cmdline= comes last and takes the rest, commas included;
+                         cpus=0,2-3 lists CPUs. KERNEL `test-guest` builds and uses
+                         guests/test-guest (e.g. --domain test-guest,cmdline=test=hello).
+      --exit-when-idle   add exit-when-idle to the hypervisor command line: QEMU exits
+                         with success (33) once every domain has shut down, failure
+                         (35) if any crashed
+  iso [--cmdline STR] [--domain SPEC]... [--exit-when-idle]
+                       Build target/ferrovisor.iso (GRUB, BIOS + UEFI) and print its path.
   test [--accel tcg|kvm] [-- ARGS...]
                        What CI runs: prerequisites, host unit tests, clippy, both
                        images, then the QEMU tests (ARGS go to their test binaries,
@@ -54,6 +68,10 @@ xorriso mtools) and OVMF (ovmf), each only where the command needs it.
 
 /// The default hypervisor command line of `run` and `iso`.
 const DEFAULT_CMDLINE: &str = "loglvl=info";
+/// The hypervisor option that ends QEMU once every domain has shut down.
+const EXIT_WHEN_IDLE: &str = "exit-when-idle";
+/// `--domain` kernel name meaning "the test guest, built now".
+const TEST_GUEST_KERNEL: &str = "test-guest";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -94,8 +112,46 @@ fn build(args: &[String]) -> Result<ExitCode, String> {
     prereq::ensure_rust_target()?;
     let flavor = if opts.flag("selftest") { Flavor::Selftest } else { Flavor::Normal };
     let image = build_image(flavor)?;
+    let guest = build_test_guest()?;
     println!("{}", image.display());
+    println!("{}", guest.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--domain` options, parsed; the kernel `test-guest` stands for the test guest.
+fn parse_domains(opts: &cli::Parsed) -> Result<Vec<DomainSpec>, String> {
+    opts.values("domain").iter().map(|arg| DomainSpec::parse(arg)).collect()
+}
+
+/// Builds the test guest if a domain asks for it, makes paths absolute, and returns the
+/// modules of all domains (files checked).
+fn domain_modules(domains: &mut [DomainSpec]) -> Result<Vec<Module>, String> {
+    if domains.iter().any(|d| d.kernel.as_os_str() == TEST_GUEST_KERNEL) {
+        let guest = build_test_guest()?;
+        for d in domains.iter_mut().filter(|d| d.kernel.as_os_str() == TEST_GUEST_KERNEL) {
+            d.kernel = guest.clone();
+        }
+    }
+    for d in domains.iter_mut() {
+        d.kernel = std::path::absolute(&d.kernel).map_err(|e| format!("{}: {e}", d.kernel.display()))?;
+        if let Some(initrd) = &mut d.initrd {
+            *initrd = std::path::absolute(&*initrd).map_err(|e| format!("{}: {e}", initrd.display()))?;
+        }
+    }
+    let modules = domain::modules_for(domains)?;
+    for m in &modules {
+        println!("    module {} {}", m.file.display(), m.cmdline);
+    }
+    Ok(modules)
+}
+
+/// `cmdline` with `exit-when-idle` appended if asked for.
+fn with_exit_when_idle(cmdline: &str, exit_when_idle: bool) -> String {
+    if exit_when_idle && !cmdline.split(' ').any(|w| w == EXIT_WHEN_IDLE) {
+        format!("{cmdline} {EXIT_WHEN_IDLE}").trim().to_owned()
+    } else {
+        cmdline.to_owned()
+    }
 }
 
 /// Where `iso` and `run --iso` put the ISO.
@@ -103,32 +159,42 @@ fn iso_path() -> PathBuf {
     target_dir().join("ferrovisor.iso")
 }
 
-fn build_iso(image: &Path, cmdline: &str) -> Result<PathBuf, String> {
+fn build_iso(image: &Path, cmdline: &str, modules: &[Module]) -> Result<PathBuf, String> {
     let iso = iso_path();
-    step(&format!("grub-mkrescue -> {} (cmdline \"{cmdline}\")", iso.display()));
-    qemu_tests::iso::build_iso(image, cmdline, &[], &iso)
+    step(&format!("grub-mkrescue -> {} (cmdline \"{cmdline}\", {} modules)", iso.display(), modules.len()));
+    qemu_tests::iso::build_iso(image, cmdline, modules, &iso)
 }
 
 fn iso(args: &[String]) -> Result<ExitCode, String> {
-    let opts = cli::parse(args, &["cmdline"], &[])?;
-    let cmdline = opts.value("cmdline").unwrap_or(DEFAULT_CMDLINE);
-    qemu_tests::iso::check_cmdline(cmdline)?;
+    let opts = cli::parse_with_repeated(args, &["cmdline"], &["domain"], &["exit-when-idle"])?;
+    let cmdline = with_exit_when_idle(opts.value("cmdline").unwrap_or(DEFAULT_CMDLINE), opts.flag("exit-when-idle"));
+    qemu_tests::iso::check_cmdline(&cmdline)?;
+    let mut domains = parse_domains(&opts)?;
     prereq::ensure_rust_target()?;
     prereq::ensure_packages(&[prereq::GRUB_ISO])?;
+    let modules = domain_modules(&mut domains)?;
     let image = build_image(Flavor::Normal)?;
-    let iso = build_iso(&image, cmdline)?;
+    let iso = build_iso(&image, &cmdline, &modules)?;
     println!("{}", iso.display());
     Ok(ExitCode::SUCCESS)
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
-    let opts = cli::parse(args, &["smp", "memory", "cmdline", "accel", "selftest"], &["iso", "uefi"])?;
+    let opts = cli::parse_with_repeated(
+        args,
+        &["smp", "memory", "cmdline", "accel", "selftest"],
+        &["domain"],
+        &["iso", "uefi", "exit-when-idle"],
+    )?;
     let smp = opts.value("smp").map_or(Ok(4), cli::parse_smp)?;
     let memory = opts.value("memory").map_or(Ok("512M".to_owned()), cli::parse_memory)?;
     let requested = opts.value("accel").map_or(Ok(Accel::Tcg), Accel::parse)?;
+    let mut domains = parse_domains(&opts)?;
     let uefi = opts.flag("uefi");
-    let use_iso = uefi || opts.flag("iso");
-    let mut cmdline = opts.value("cmdline").unwrap_or(DEFAULT_CMDLINE).to_owned();
+    // Boot-time domains travel as multiboot2 modules: only the GRUB ISO carries them.
+    let use_iso = uefi || opts.flag("iso") || !domains.is_empty();
+    let mut cmdline =
+        with_exit_when_idle(opts.value("cmdline").unwrap_or(DEFAULT_CMDLINE), opts.flag("exit-when-idle"));
     let flavor = match opts.value("selftest") {
         Some(name) => {
             cmdline = format!("selftest={name} {cmdline}").trim().to_owned();
@@ -150,9 +216,10 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     }
     prereq::ensure_packages(&packages)?;
 
+    let modules = domain_modules(&mut domains)?;
     let image = build_image(flavor)?;
     let boot = if use_iso {
-        let iso = build_iso(&image, &cmdline)?;
+        let iso = build_iso(&image, &cmdline, &modules)?;
         let firmware = if uefi { Firmware::uefi_in(&target_dir().join("ovmf"))? } else { Firmware::Bios };
         Boot::Cdrom { iso, firmware }
     } else {
@@ -171,6 +238,9 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
 
     step(&config.command_line());
     println!("Serial console follows. Quit QEMU with Ctrl-A X (Ctrl-A C toggles the QEMU monitor).");
+    if !domains.is_empty() {
+        println!("Guest output appears in the log prefixed with (d<domain id>).");
+    }
     if uefi {
         println!("(UEFI under TCG takes a minute before GRUB and the hypervisor print anything.)");
     }
@@ -181,5 +251,35 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             Ok(if code == 0 || code == qemu::EXIT_SUCCESS { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         None => Err(format!("QEMU was killed ({status})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_when_idle_is_added_once() {
+        assert_eq!(with_exit_when_idle("loglvl=info", true), "loglvl=info exit-when-idle");
+        assert_eq!(with_exit_when_idle("loglvl=info", false), "loglvl=info");
+        assert_eq!(with_exit_when_idle("exit-when-idle", true), "exit-when-idle");
+        assert_eq!(with_exit_when_idle("", true), "exit-when-idle");
+    }
+
+    #[test]
+    fn domains_from_options() {
+        let args: Vec<String> = ["--domain", "test-guest,name=a,cmdline=test=spin ms=5", "--domain", "/k,memory=8"]
+            .map(String::from)
+            .to_vec();
+        let opts = cli::parse_with_repeated(&args, &[], &["domain"], &[]).unwrap();
+        let domains = parse_domains(&opts).unwrap();
+        assert_eq!(domains.len(), 2);
+        assert_eq!(domains[0].kernel, Path::new(TEST_GUEST_KERNEL));
+        assert_eq!(domains[0].module_cmdline(), "domain name=a cmdline=test=spin ms=5");
+        assert_eq!(domains[1].module_cmdline(), "domain memory=8");
+        let args: Vec<String> = ["--domain", "k,cmdline=\"quoted\""].map(String::from).to_vec();
+        let opts = cli::parse_with_repeated(&args, &[], &["domain"], &[]).unwrap();
+        let err = parse_domains(&opts).unwrap_err();
+        assert!(err.contains("quotes"), "{err}");
     }
 }

@@ -173,6 +173,29 @@ pub fn build_image(flavor: Flavor) -> Result<PathBuf, String> {
     }
 }
 
+/// Where the test guest (`guests/test-guest`) lands.
+pub fn test_guest_path() -> PathBuf {
+    target_dir().join(BARE_METAL_TARGET).join("release").join("test-guest")
+}
+
+/// The cargo command building the test guest.
+pub fn test_guest_build_command() -> Command {
+    let mut c = cargo();
+    c.args(["build", "-p", "test-guest", "--release", "--target", BARE_METAL_TARGET]);
+    c
+}
+
+/// Builds the test guest and returns its path.
+pub fn build_test_guest() -> Result<PathBuf, String> {
+    run_step(&mut test_guest_build_command())?;
+    let guest = test_guest_path();
+    if guest.is_file() {
+        Ok(guest)
+    } else {
+        Err(format!("the build succeeded but {} does not exist", guest.display()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +219,12 @@ mod tests {
         assert!(
             cmd.contains("build -p hypervisor --release --target x86_64-unknown-none --features selftest --target-dir")
         );
+    }
+
+    #[test]
+    fn test_guest_build() {
+        assert!(test_guest_path().ends_with("x86_64-unknown-none/release/test-guest"));
+        assert!(describe(&test_guest_build_command())
+            .ends_with("build -p test-guest --release --target x86_64-unknown-none"));
     }
 }

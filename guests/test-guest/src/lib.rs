@@ -1,0 +1,14 @@
+//! The hardware-free part of Ferrovisor's test guest, host-tested with `cargo test`:
+//! Xen ABI constants, the guest command line, `hvm_start_info` and its memory map,
+//! pvclock time scaling and a fixed-size line buffer.
+//!
+//! The kernel itself is the `test-guest` binary (`src/main.rs`), a `no_std` PVH guest for
+//! `x86_64-unknown-none`; see its documentation for the behaviours `test=NAME` selects.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod abi;
+pub mod cmdline;
+pub mod linebuf;
+pub mod pvclock;
+pub mod start_info;

@@ -1,0 +1,188 @@
+//! Xen detection (CPUID leaves 0x4000_0000+), hypercalls and system time.
+//!
+//! Hypercalls use `vmmcall` on AMD and Hygon CPUs and `vmcall` elsewhere, chosen from the
+//! CPUID vendor string as Linux does: `rax` = number, arguments in `rdi`, `rsi`, `rdx`,
+//! `r10`, `r8`, result in `rax` (a negative Xen errno on failure). Without the Xen CPUID
+//! signature (plain QEMU) no hypercall is issued: they all return `-ENOSYS`.
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+use test_guest::abi::*;
+use test_guest::pvclock::TimeScale;
+
+use crate::arch;
+
+static PRESENT: AtomicBool = AtomicBool::new(false);
+static USE_VMMCALL: AtomicBool = AtomicBool::new(false);
+static DOMID: AtomicU32 = AtomicU32::new(u32::MAX);
+static VCPU_ID: AtomicU32 = AtomicU32::new(u32::MAX);
+static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
+static TSC_OFFSET: AtomicU64 = AtomicU64::new(0);
+static TSC_MUL: AtomicU32 = AtomicU32::new(0);
+static TSC_SHIFT: AtomicI64 = AtomicI64::new(0);
+
+/// Assumed TSC rate when there is no Xen time leaf (plain QEMU): 1 GHz.
+const FALLBACK_TSC_KHZ: u64 = 1_000_000;
+
+/// Reads the Xen leaves and the vendor once, at start.
+pub fn init() {
+    let vendor = arch::vendor();
+    USE_VMMCALL.store(&vendor == b"AuthenticAMD" || &vendor == b"HygonGenuine", Ordering::Relaxed);
+    let sig = signature();
+    let present = &sig.1 == XEN_CPUID_SIGNATURE && sig.0 >= XEN_CPUID_HVM_LEAF;
+    PRESENT.store(present, Ordering::Relaxed);
+    let scale = if present {
+        let ids = arch::cpuid(XEN_CPUID_HVM_LEAF, 0);
+        if ids.eax & XEN_HVM_CPUID_VCPU_ID_PRESENT != 0 {
+            VCPU_ID.store(ids.ebx, Ordering::Relaxed);
+        }
+        if ids.eax & XEN_HVM_CPUID_DOMID_PRESENT != 0 {
+            DOMID.store(ids.ecx, Ordering::Relaxed);
+        }
+        TSC_KHZ.store(u64::from(arch::cpuid(XEN_CPUID_TIME_LEAF, 0).ecx), Ordering::Relaxed);
+        let t = arch::cpuid(XEN_CPUID_TIME_LEAF, 1);
+        TimeScale::from_cpuid(t.eax, t.ebx, t.ecx, t.edx)
+    } else {
+        TSC_KHZ.store(FALLBACK_TSC_KHZ, Ordering::Relaxed);
+        TimeScale::for_khz(FALLBACK_TSC_KHZ)
+    };
+    TSC_OFFSET.store(scale.tsc_offset, Ordering::Relaxed);
+    TSC_MUL.store(scale.mul, Ordering::Relaxed);
+    TSC_SHIFT.store(i64::from(scale.shift), Ordering::Relaxed);
+}
+
+/// `eax` and the 12 signature bytes of leaf 0x4000_0000.
+pub fn signature() -> (u32, [u8; 12]) {
+    let r = arch::cpuid(XEN_CPUID_BASE, 0);
+    let mut s = [0u8; 12];
+    s[..4].copy_from_slice(&r.ebx.to_le_bytes());
+    s[4..8].copy_from_slice(&r.ecx.to_le_bytes());
+    s[8..].copy_from_slice(&r.edx.to_le_bytes());
+    (r.eax, s)
+}
+
+/// Running under a Xen-compatible hypervisor.
+pub fn present() -> bool {
+    PRESENT.load(Ordering::Relaxed)
+}
+
+/// Whether hypercalls use `vmmcall` (AMD) rather than `vmcall` (Intel).
+pub fn uses_vmmcall() -> bool {
+    USE_VMMCALL.load(Ordering::Relaxed)
+}
+
+/// The domain id from leaf base + 4, if given.
+pub fn domid() -> Option<u32> {
+    Some(DOMID.load(Ordering::Relaxed)).filter(|&d| d != u32::MAX)
+}
+
+/// The vCPU id from leaf base + 4, if given.
+pub fn vcpu_id() -> Option<u32> {
+    Some(VCPU_ID.load(Ordering::Relaxed)).filter(|&v| v != u32::MAX)
+}
+
+/// The TSC rate in kHz (from the time leaf; an assumed 1 GHz without Xen).
+pub fn tsc_khz() -> u64 {
+    TSC_KHZ.load(Ordering::Relaxed)
+}
+
+/// The pvclock scale in use.
+pub fn time_scale() -> TimeScale {
+    TimeScale {
+        tsc_offset: TSC_OFFSET.load(Ordering::Relaxed),
+        mul: TSC_MUL.load(Ordering::Relaxed),
+        shift: TSC_SHIFT.load(Ordering::Relaxed) as i8,
+    }
+}
+
+/// Xen system time in ns.
+pub fn now_ns() -> u64 {
+    time_scale().ns(arch::rdtsc())
+}
+
+/// Issues hypercall `nr` with up to five arguments; `-ENOSYS` without Xen.
+pub fn hypercall(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+    if !present() {
+        return -ENOSYS;
+    }
+    let ret: u64;
+    if uses_vmmcall() {
+        // SAFETY: VMMCALL traps to the hypervisor, which reads/writes only the guest memory
+        // the arguments name (the callers pass addresses of live locals). Argument registers
+        // and rcx/r11 are treated as clobbered, as Linux does.
+        unsafe {
+            asm!(
+                "vmmcall",
+                inlateout("rax") nr => ret,
+                inlateout("rdi") a1 => _,
+                inlateout("rsi") a2 => _,
+                inlateout("rdx") a3 => _,
+                inlateout("r10") a4 => _,
+                inlateout("r8") a5 => _,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            )
+        };
+    } else {
+        // SAFETY: as above, with VMCALL (Intel).
+        unsafe {
+            asm!(
+                "vmcall",
+                inlateout("rax") nr => ret,
+                inlateout("rdi") a1 => _,
+                inlateout("rsi") a2 => _,
+                inlateout("rdx") a3 => _,
+                inlateout("r10") a4 => _,
+                inlateout("r8") a5 => _,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            )
+        };
+    }
+    ret as i64
+}
+
+/// `console_io(CONSOLEIO_write, len, bytes)`.
+pub fn console_write(bytes: &[u8]) -> i64 {
+    hypercall(HYPERVISOR_CONSOLE_IO, CONSOLEIO_WRITE, bytes.len() as u64, bytes.as_ptr() as u64, 0, 0)
+}
+
+/// `sched_op(SCHEDOP_shutdown, { reason })`; returns only if the hypercall failed.
+pub fn sched_shutdown(reason: ShutdownReason) -> i64 {
+    let arg = SchedShutdown { reason: reason as u32 };
+    hypercall(HYPERVISOR_SCHED_OP, SCHEDOP_SHUTDOWN, &arg as *const SchedShutdown as u64, 0, 0, 0)
+}
+
+/// `set_timer_op(deadline_ns)`: a one-shot timer at absolute system time (0 cancels).
+pub fn set_timer(deadline_ns: u64) -> i64 {
+    hypercall(HYPERVISOR_SET_TIMER_OP, deadline_ns, 0, 0, 0, 0)
+}
+
+/// `hvm_op(HVMOP_set_param, { DOMID_SELF, index, value })`.
+pub fn hvm_set_param(index: u32, value: u64) -> i64 {
+    let param = XenHvmParam { domid: DOMID_SELF, pad: 0, index, value };
+    hypercall(HYPERVISOR_HVM_OP, HVMOP_SET_PARAM, &param as *const XenHvmParam as u64, 0, 0, 0)
+}
+
+/// Value isa-debug-exit (port 0xf4) turns into QEMU exit status 33.
+const DEBUG_EXIT_SUCCESS: u8 = 0x10;
+/// Value isa-debug-exit turns into QEMU exit status 35.
+const DEBUG_EXIT_FAILURE: u8 = 0x11;
+/// QEMU's isa-debug-exit port (only used without Xen).
+const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// Ends the domain with `reason`. Without Xen (plain QEMU) it writes to isa-debug-exit
+/// (0x10 for poweroff, 0x11 otherwise) so QEMU exits with status 33 or 35.
+pub fn shutdown(reason: ShutdownReason) -> ! {
+    if present() {
+        let rc = sched_shutdown(reason);
+        crate::println!("GUEST error SCHEDOP_shutdown({reason:?}) returned {rc}");
+    } else {
+        let value = if reason == ShutdownReason::Poweroff { DEBUG_EXIT_SUCCESS } else { DEBUG_EXIT_FAILURE };
+        arch::outb(DEBUG_EXIT_PORT, value);
+    }
+    arch::halt_forever()
+}
