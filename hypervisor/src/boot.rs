@@ -63,6 +63,7 @@ pub fn platform() -> &'static acpi::Platform {
 pub fn boot_processor_main(protocol: u32, info_pa: u64) -> ! {
     console::init();
     time::calibrate_tsc();
+    time::read_rtc();
     logger::init(LevelFilter::Info);
     let info = take_boot_info(protocol, info_pa);
     cmdline::set(info.cmdline.as_str());

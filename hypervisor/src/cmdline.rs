@@ -1,8 +1,9 @@
 //! The hypervisor command line: whitespace-separated `key=value` options (and bare flags).
 //!
-//! Options known today: `loglvl=error|warn|info|debug|trace` and, in self-test builds,
-//! `selftest=NAME`. Unknown options are ignored (with a note in the log) so a command line
-//! written for a newer Ferrovisor still boots.
+//! Options known today: `loglvl=error|warn|info|debug|trace`, `exit-when-idle`,
+//! `bochs-exit` (see `power`) and, in self-test builds, `selftest=NAME`. Unknown options
+//! are ignored (with a note in the log) so a command line written for a newer Ferrovisor
+//! still boots.
 
 use spin::Once;
 
@@ -27,9 +28,9 @@ fn options(line: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 #[cfg(feature = "selftest")]
-const KNOWN_OPTIONS: &[&str] = &["loglvl", "exit-when-idle", "selftest"];
+const KNOWN_OPTIONS: &[&str] = &["loglvl", "exit-when-idle", "bochs-exit", "selftest"];
 #[cfg(not(feature = "selftest"))]
-const KNOWN_OPTIONS: &[&str] = &["loglvl", "exit-when-idle"];
+const KNOWN_OPTIONS: &[&str] = &["loglvl", "exit-when-idle", "bochs-exit"];
 
 /// Options on the line that this build does not understand.
 pub fn unknown_options() -> impl Iterator<Item = &'static str> {

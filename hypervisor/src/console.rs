@@ -37,6 +37,19 @@ pub fn emergency_writer() -> impl Write {
     CrLf(unsafe { SerialPort::new(COM1) })
 }
 
+/// Waits until COM1 has sent everything written so far (or 50 ms have passed), so that the
+/// last lines are not lost when the machine is switched off right after.
+pub fn wait_until_sent() {
+    const LINE_STATUS: u16 = COM1 + 5;
+    const TRANSMITTER_EMPTY: u8 = 0x40;
+    let mut status = x86_64::instructions::port::Port::<u8>::new(LINE_STATUS);
+    let deadline = crate::arch::x86_64::time::deadline_after_us(50_000);
+    // SAFETY: reading COM1's line status register has no side effects.
+    while unsafe { status.read() } & TRANSMITTER_EMPTY == 0 && !crate::arch::x86_64::time::passed(deadline) {
+        core::hint::spin_loop();
+    }
+}
+
 struct CrLf<P>(P);
 
 impl<P: Write> Write for CrLf<P> {

@@ -3,9 +3,16 @@
 //! the guest chose) or by being crashed (a reason the hypervisor chose), and its memory
 //! goes back to the frame allocator when the last reference to it is dropped.
 
+use crate::evtchn::two_level::{EventBitmaps, PageView, VcpuInfoView, SHARED_INFO_WC_VERSION, VCPU_INFO_SIZE};
+use crate::evtchn::{self, PortTable, Service};
+use crate::grant::GrantTable;
+use pvh_loader::MemmapEntry;
 use crate::mm::guest::{GuestRam, OutOfMemory};
+use crate::mm::{frames, phys_to_virt};
 use crate::vcpu::Vcpu;
 use crate::{sched, virt};
+use alloc::sync::Weak;
+use x86_64::PhysAddr;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -112,6 +119,10 @@ pub struct DomainConfig {
 /// `HVM_NR_PARAMS` in Xen 4.17.
 pub const HVM_NR_PARAMS: usize = 39;
 pub const HVM_PARAM_CALLBACK_IRQ: usize = 0;
+pub const HVM_PARAM_STORE_PFN: usize = 1;
+pub const HVM_PARAM_STORE_EVTCHN: usize = 2;
+pub const HVM_PARAM_CONSOLE_PFN: usize = 17;
+pub const HVM_PARAM_CONSOLE_EVTCHN: usize = 18;
 
 /// Legacy COM1 state we emulate (enough for guests to print).
 #[derive(Debug, Default)]
@@ -144,6 +155,26 @@ pub struct Domain {
     runtime_ns: AtomicU64,
     /// CPUs this domain's vCPUs have run on (bit n = CPU n).
     ran_on: AtomicU64,
+    /// The shared_info page (Xen's, mapped into the guest where it asks).
+    shared_info: PhysAddr,
+    pub evtchn: Mutex<PortTable>,
+    vcpus: spin::Once<Vec<Weak<Vcpu>>>,
+    /// Pages the hypervisor placed in the guest's physical space besides RAM (console
+    /// ring, grant-table frames); freed with the domain.
+    special_pages: Mutex<Vec<PhysAddr>>,
+    /// Guest-physical frame of the hypervisor-served console ring, 0 if none.
+    console_ring_gfn: AtomicU64,
+    /// `VMASST_TYPE_*` bits the guest enabled.
+    pub vm_assist: AtomicU64,
+    pub grants: Mutex<GrantTable>,
+    /// The reason recorded by SCHEDOP_shutdown_code (0xff: none).
+    pub shutdown_code: AtomicU8,
+    /// The domain's UUID (`xen_domain_handle_t`).
+    handle: [u8; 16],
+    /// The memory map the guest was given.
+    memory_map: Vec<MemmapEntry>,
+    /// Set once the domain is fully built and listed; only then is its end reported.
+    registered: AtomicBool,
 }
 
 impl fmt::Debug for Domain {
@@ -237,6 +268,92 @@ impl Domain {
         }
     }
 
+    /// The shared_info page, for the hypervisor.
+    pub fn shared_info(&self) -> PageView {
+        PageView(phys_to_virt(self.shared_info).as_u64())
+    }
+
+    /// The host frame behind shared_info (to map it into the guest).
+    pub fn shared_info_frame(&self) -> PhysAddr {
+        self.shared_info
+    }
+
+    pub fn event_bitmaps(&self) -> EventBitmaps {
+        EventBitmaps(self.shared_info())
+    }
+
+    pub fn vcpu(&self, id: u32) -> Option<Arc<Vcpu>> {
+        self.vcpus.get()?.get(id as usize)?.upgrade()
+    }
+
+    /// Where vCPU `id`'s `vcpu_info` is (registered area, or its slot in shared_info).
+    pub fn vcpu_info(&self, id: u32) -> Option<VcpuInfoView> {
+        self.vcpu(id)?.vcpu_info()
+    }
+
+    /// The default `vcpu_info` of vCPU `id`: its slot in shared_info (the first 32 only).
+    pub fn default_vcpu_info(&self, id: u32) -> Option<VcpuInfoView> {
+        (id < 32).then(|| VcpuInfoView(self.shared_info().add(id as usize * VCPU_INFO_SIZE)))
+    }
+
+    /// Makes vCPU `id` notice new events: wakes it if blocked, interrupts it if running.
+    pub fn kick_vcpu(&self, id: u32) {
+        if let Some(v) = self.vcpu(id) {
+            sched::kick(&v);
+        }
+    }
+
+    /// Wakes vCPUs polling `port` (SCHEDOP_poll).
+    pub fn wake_pollers(&self, port: u32) {
+        for id in 0..self.vcpu_count {
+            if let Some(v) = self.vcpu(id) {
+                if v.polling(port) {
+                    sched::kick(&v);
+                }
+            }
+        }
+    }
+
+    /// A port served by the hypervisor was signalled by the guest.
+    pub fn service_kicked(&self, service: Service) {
+        match service {
+            Service::Console => crate::console_ring::drain(self),
+        }
+    }
+
+    /// Writes the wall-clock time at system time 0 into shared_info (`wc_*`), with the
+    /// version protocol (odd while writing).
+    fn publish_wallclock(&self) {
+        let si = self.shared_info();
+        let secs = crate::arch::x86_64::time::wallclock_at_boot();
+        let version = si.read_u64(SHARED_INFO_WC_VERSION) as u32;
+        si.write_u64(SHARED_INFO_WC_VERSION, u64::from(version.wrapping_add(1) | 1) | ((secs & 0xffff_ffff) << 32));
+        // wc_nsec = 0, wc_sec_hi = the high 32 bits.
+        si.write_u64(SHARED_INFO_WC_VERSION + 8, (secs >> 32) << 32);
+        si.write_u64(SHARED_INFO_WC_VERSION, u64::from((version.wrapping_add(1) | 1).wrapping_add(1)) | ((secs & 0xffff_ffff) << 32));
+    }
+
+    pub fn handle(&self) -> [u8; 16] {
+        self.handle
+    }
+
+    pub fn memory_map(&self) -> &[MemmapEntry] {
+        &self.memory_map
+    }
+
+    /// Keeps a page the hypervisor placed in the guest until the domain is destroyed.
+    pub fn adopt_special_page(&self, page: PhysAddr) {
+        self.special_pages.lock().push(page);
+    }
+
+    pub fn set_console_ring(&self, gfn: u64) {
+        self.console_ring_gfn.store(gfn, Ordering::Release);
+    }
+
+    pub fn console_ring_gfn(&self) -> Option<u64> {
+        Some(self.console_ring_gfn.load(Ordering::Acquire)).filter(|&g| g != 0)
+    }
+
     /// Charges a slice run on `cpu`.
     pub fn account(&self, cpu: usize, ns: u64) {
         self.runtime_ns.fetch_add(ns, Ordering::Relaxed);
@@ -264,6 +381,13 @@ impl Domain {
 
 impl Drop for Domain {
     fn drop(&mut self) {
+        frames::free(self.shared_info);
+        for &page in self.special_pages.get_mut().iter() {
+            frames::free(page);
+        }
+        if !*self.registered.get_mut() {
+            return;
+        }
         log::debug!("domain {} ({}) destroyed; {} KiB returned", self.id, self.name, self.ram.size() / 1024);
         let summary = self.summary();
         // RAM is dropped after this body; report once the frames are really back.
@@ -358,9 +482,10 @@ pub fn create(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Re
     let image = pvh_loader::parse(kernel).map_err(CreateError::Kernel)?;
     let mut ram = GuestRam::new(config.memory_mib << 20, virt::nested_format())?;
     let loaded = pvh_loader::load(&image, &mut ram).map_err(CreateError::Kernel)?;
-    let start_info = crate::pvh::write_boot_info(&mut ram, loaded.extent.1, &config.cmdline, initrd)?;
+    let mut layout = crate::pvh::write_boot_info(&mut ram, loaded.extent.1, &config.cmdline, initrd, config.vcpus)?;
 
     let id = allocate_domid()?;
+    let shared_info = frames::alloc_zeroed().ok_or(CreateError::OutOfMemory)?;
     let domain = Arc::new(Domain {
         id,
         name: if config.name.is_empty() { alloc::format!("domain{id}") } else { config.name.clone() },
@@ -376,16 +501,31 @@ pub fn create(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Re
         console: Mutex::new(Console::default()),
         runtime_ns: AtomicU64::new(0),
         ran_on: AtomicU64::new(0),
+        shared_info,
+        evtchn: Mutex::new(PortTable::new(config.vcpus, evtchn::DEFAULT_MAX_PORT)),
+        vcpus: spin::Once::new(),
+        special_pages: Mutex::new(layout.take_frames()),
+        console_ring_gfn: AtomicU64::new(0),
+        vm_assist: AtomicU64::new(0),
+        grants: Mutex::new(GrantTable::new(crate::grant::DEFAULT_MAX_FRAMES)),
+        shutdown_code: AtomicU8::new(0xff),
+        handle: new_handle(id),
+        memory_map: layout.memory_map.clone(),
+        registered: AtomicBool::new(false),
     });
     let mut vcpus = Vec::new();
     for vcpu_id in 0..config.vcpus {
         let vcpu = Vcpu::new(&domain, vcpu_id).ok_or(CreateError::OutOfMemory)?;
         if vcpu_id == 0 {
-            vcpu.set_pvh_entry(loaded.entry, start_info);
+            vcpu.set_pvh_entry(loaded.entry, layout.start_info);
         }
         vcpus.push(vcpu);
     }
+    domain.vcpus.call_once(|| vcpus.iter().map(Arc::downgrade).collect());
+    domain.publish_wallclock();
+    crate::console_ring::attach(&domain, layout.console_gfn)?;
     DOMAINS.lock().insert(id, domain.clone());
+    domain.registered.store(true, Ordering::Release);
     log::info!(
         "domain {id} ({}) created: {} MiB, {} vCPU(s), weight {}, entry {:#x}",
         domain.name,
@@ -414,7 +554,40 @@ fn allocate_domid() -> Result<DomId, CreateError> {
 /// Forgets a dead domain whose vCPUs have all left the scheduler; its memory is freed
 /// when the last reference goes.
 pub fn reap(id: DomId) {
-    DOMAINS.lock().remove(&id);
+    let domain = DOMAINS.lock().remove(&id);
+    if let Some(d) = domain {
+        evtchn::close_all(&d);
+    }
+}
+
+/// Whether any live domain holds a mapping of grant `gref` of `granter` (a writable one
+/// if `writable`).
+pub fn any_mapping_of(granter: DomId, gref: u32, writable: bool) -> bool {
+    let domains: Vec<Arc<Domain>> = DOMAINS.lock().values().cloned().collect();
+    domains.iter().any(|d| crate::grant::holds_mapping(d, granter, gref, writable))
+}
+
+/// A version-4 UUID for domain `id`, from the TSC and the id (unique per boot).
+fn new_handle(id: DomId) -> [u8; 16] {
+    let mut state = crate::arch::x86_64::time::rdtsc() ^ (u64::from(id) << 48);
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut uuid = [0u8; 16];
+    uuid[..8].copy_from_slice(&next().to_le_bytes());
+    uuid[8..].copy_from_slice(&next().to_le_bytes());
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    uuid
+}
+
+/// The live domain with id `id`.
+pub fn get(id: DomId) -> Option<Arc<Domain>> {
+    DOMAINS.lock().get(&id).cloned()
 }
 
 /// Domains that still exist (running or dying).

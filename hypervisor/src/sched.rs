@@ -8,12 +8,12 @@
 //! Preemption: the local APIC timer interrupts a running guest every millisecond; the
 //! vCPU loop returns here once its slice is used up.
 
-use crate::arch::x86_64::{apic, smp, time, traps};
+use crate::arch::x86_64::{apic, percpu, smp, time, traps};
 use crate::domain::{self, DEFAULT_WEIGHT};
 use crate::vcpu::{SliceEnd, Vcpu};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use spin::Mutex;
 
 /// Longest uninterrupted run of one vCPU when others wait.
@@ -42,6 +42,8 @@ impl RunState {
 /// A vCPU's scheduling state.
 pub struct SchedData {
     state: AtomicU8,
+    /// The CPU running the vCPU, `NOT_RUNNING` otherwise.
+    running_on: AtomicUsize,
     vtime: AtomicU64,
     runtime_ns: AtomicU64,
     weight: u32,
@@ -52,6 +54,7 @@ impl SchedData {
     pub fn new(weight: u32, affinity: u64, runnable: bool) -> Self {
         SchedData {
             state: AtomicU8::new(if runnable { RunState::Runnable } else { RunState::Down } as u8),
+            running_on: AtomicUsize::new(NOT_RUNNING),
             vtime: AtomicU64::new(0),
             runtime_ns: AtomicU64::new(0),
             weight: weight.max(1),
@@ -73,7 +76,42 @@ impl SchedData {
     }
 }
 
+const NOT_RUNNING: usize = usize::MAX;
+
 static QUEUE: Mutex<Vec<Arc<Vcpu>>> = Mutex::new(Vec::new());
+
+/// Makes `vcpu` notice new events: a running vCPU is interrupted (it re-checks on its way
+/// back into the guest); a blocked one is found runnable by the next pick.
+pub fn kick(vcpu: &Vcpu) {
+    let cpu = vcpu.sched.running_on.load(Ordering::Acquire);
+    if cpu != NOT_RUNNING && cpu != percpu::current_index() {
+        if let Some(target) = percpu::get(cpu) {
+            apic::send_ipi(target.apic_id, apic::icr::FIXED | u32::from(traps::WAKEUP_VECTOR));
+        }
+    }
+}
+
+/// Brings a down vCPU into the run queue (VCPUOP_up, INIT/SIPI).
+pub fn make_runnable(vcpu: &Vcpu) {
+    if vcpu.sched.state() == RunState::Down {
+        vcpu.sched.vtime.store(VTIME_FLOOR.load(Ordering::Relaxed), Ordering::Relaxed);
+        vcpu.sched.set_state(RunState::Runnable);
+    }
+}
+
+/// Takes a vCPU down (INIT): it stops running and waits to be started again.
+pub fn take_down(vcpu: &Vcpu) {
+    match vcpu.sched.state() {
+        RunState::Running => vcpu.request_stop(),
+        _ => vcpu.sched.set_state(RunState::Down),
+    }
+    kick(vcpu);
+}
+
+/// Whether the vCPU is down (not started, or taken down).
+pub fn is_down(vcpu: &Vcpu) -> bool {
+    vcpu.sched.state() == RunState::Down
+}
 /// Virtual time of the vCPU picked last: where waking and new vCPUs start.
 static VTIME_FLOOR: AtomicU64 = AtomicU64::new(0);
 
@@ -128,6 +166,7 @@ fn pick(cpu: usize) -> Option<Arc<Vcpu>> {
     let (index, vtime) = best?;
     let vcpu = queue[index].clone();
     vcpu.sched.set_state(RunState::Running);
+    vcpu.sched.running_on.store(cpu, Ordering::Release);
     VTIME_FLOOR.fetch_max(vtime, Ordering::Relaxed);
     Some(vcpu)
 }
@@ -135,14 +174,25 @@ fn pick(cpu: usize) -> Option<Arc<Vcpu>> {
 /// Charges a finished slice and decides the vCPU's next state.
 fn finish(vcpu: &Vcpu, cpu: usize, end: SliceEnd, ran_ns: u64) {
     let s = &vcpu.sched;
+    s.running_on.store(NOT_RUNNING, Ordering::Release);
     s.vtime.fetch_add(ran_ns * u64::from(DEFAULT_WEIGHT) / u64::from(s.weight), Ordering::Relaxed);
     s.runtime_ns.fetch_add(ran_ns, Ordering::Relaxed);
     vcpu.domain.account(cpu, ran_ns);
+    crate::console_ring::drain(&vcpu.domain);
     s.set_state(match end {
         SliceEnd::Preempted | SliceEnd::Yielded => RunState::Runnable,
         SliceEnd::Blocked => RunState::Blocked,
         SliceEnd::Down | SliceEnd::DomainEnded => RunState::Down,
     });
+    if end == SliceEnd::Down && (0..vcpu.domain.vcpu_count).all(|id| vcpu.domain.vcpu(id).is_none_or(|v| is_down(&v))) {
+        // Xen powers a domain off when all its vCPUs are down (`hvm_hlt`).
+        let waiting = (0..vcpu.domain.vcpu_count)
+            .any(|id| vcpu.domain.vcpu(id).is_some_and(|v| v.lapic.lock().wait_for_sipi && id != 0));
+        if !waiting || vcpu.id == 0 {
+            log::info!("domain {}: all vCPUs are down; powering off", vcpu.domain.id);
+            vcpu.domain.shutdown(crate::domain::ShutdownReason::Poweroff);
+        }
+    }
 }
 
 fn tsc_to_ns(ticks: u64) -> u64 {

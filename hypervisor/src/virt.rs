@@ -1,8 +1,11 @@
 //! The vendor-neutral virtualization interface: what generic code (domains, scheduler,
-//! exit handlers, hypercalls) may know about a hardware vCPU. The AMD-V backend lives in
-//! `arch::x86_64::svm`; an Intel VT-x backend plugs in behind the same trait.
+//! exit handlers, hypercalls) may know about a hardware vCPU, and the choice of backend at
+//! boot: AMD-V (`arch::x86_64::svm`) on AMD processors, Intel VT-x (`arch::x86_64::vmx`) on
+//! Intel ones, from the CPUID vendor. Nothing outside `arch/` and this module knows which
+//! one runs.
 
-use crate::arch::x86_64::svm;
+use crate::arch::x86_64::cpu::{self, Vendor};
+use crate::arch::x86_64::{svm, vmx};
 use alloc::boxed::Box;
 use spin::Once;
 use x86_64::PhysAddr;
@@ -51,7 +54,8 @@ pub struct IoAccess {
 /// `Unhandled` and crashes the guest (never the host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VmExit {
-    /// A physical interrupt (or NMI/SMI/INIT) arrived while the guest ran.
+    /// A physical interrupt (or NMI/SMI/INIT) arrived while the guest ran, or the
+    /// backend's own preemption timer fired: nothing to do but check the slice.
     ExternalInterrupt,
     /// The guest can now take the interrupt we are holding for it.
     InterruptWindow,
@@ -105,10 +109,15 @@ pub trait HardwareVcpu: Send {
     /// Puts the vCPU in the PVH entry state: 32-bit protected mode, paging off, flat
     /// segments, a 32-bit TSS. (RIP, RBX and RFLAGS are in `GuestRegs`.)
     fn reset_to_pvh_entry_state(&mut self);
+    /// Puts the vCPU in the state a STARTUP IPI leaves it in: real mode, CS selector
+    /// `vector << 8` (base `vector << 12`), IP 0. (RIP and RFLAGS are in `GuestRegs`.)
+    fn reset_to_real_mode(&mut self, vector: u8);
     /// Enters the guest and returns at its next exit. Interrupts must be disabled.
     fn run(&mut self, regs: &mut GuestRegs) -> VmExit;
     fn paging_state(&self) -> PagingState;
     fn guest_efer(&self) -> u64;
+    /// The base of the guest's code segment (to turn RIP into a linear address).
+    fn code_segment_base(&self) -> u64;
     /// Current privilege level of the guest.
     fn cpl(&self) -> u8;
     /// The guest executes 64-bit code (long mode, CS.L set).
@@ -120,8 +129,16 @@ pub trait HardwareVcpu: Send {
     fn event_pending(&self) -> bool;
     fn inject_interrupt(&mut self, vector: u8);
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
+    /// Drop cached guest-physical translations before the next entry (the nested page
+    /// tables changed).
+    fn flush_nested_tlb(&mut self);
     /// Exit as soon as the guest can take an external interrupt.
     fn set_interrupt_window_exiting(&mut self, enabled: bool);
+    /// The vCPU stops running on this CPU (its slice ended). Backends with per-CPU
+    /// hardware state release it here (VMX: VMCLEAR of the VMCS, lazily switched MSRs
+    /// saved), so that the vCPU may run on any CPU next. Called on the CPU that ran it,
+    /// before its execution state is given up.
+    fn leave_cpu(&mut self) {}
     /// The instruction a hypercall-page stub uses on this CPU.
     fn hypercall_instruction(&self) -> [u8; 3];
 }
@@ -130,28 +147,56 @@ pub trait HardwareVcpu: Send {
 pub trait NestedFormat: Sync {
     fn table(&self, pa: u64) -> u64;
     fn leaf_4k(&self, pa: u64) -> u64;
+    /// A 4 KiB leaf the guest may read and execute but not write.
+    fn leaf_4k_readonly(&self, pa: u64) -> u64;
     fn leaf_2m(&self, pa: u64) -> u64;
+    /// Whether `leaf_2m` may be used (EPT on some CPUs has 4 KiB pages only).
+    fn supports_2m(&self) -> bool {
+        true
+    }
 }
 
 /// The backend this machine uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Svm,
+    Vmx,
 }
 
 static BACKEND: Once<Result<Backend, &'static str>> = Once::new();
 
-/// Decides, on the BSP, whether guests can run here. Returns why not otherwise.
+/// Decides, on the BSP, whether guests can run here: SVM on AMD, VMX on Intel (other
+/// vendors: whichever the CPU reports). Returns why not otherwise.
 pub fn detect() -> Result<Backend, &'static str> {
-    *BACKEND.call_once(|| {
-        svm::detect().map(|caps| {
-            log::info!(
-                "virtualization: AMD-V with nested paging, {} ASIDs, NRIP-save {}",
-                caps.asids,
-                caps.next_rip_save
-            );
-            Backend::Svm
-        })
+    *BACKEND.call_once(|| match cpu::features().vendor {
+        Vendor::Amd => detect_svm(),
+        Vendor::Intel => detect_vmx(),
+        Vendor::Other => detect_vmx().or_else(|vmx_why| {
+            detect_svm().map_err(|_| {
+                log::warn!("{vmx_why}");
+                "neither VMX nor SVM available (unknown CPU vendor)"
+            })
+        }),
+    })
+}
+
+fn detect_svm() -> Result<Backend, &'static str> {
+    svm::detect().map(|caps| {
+        log::info!("virtualization: AMD-V with nested paging, {} ASIDs, NRIP-save {}", caps.asids, caps.next_rip_save);
+        Backend::Svm
+    })
+}
+
+fn detect_vmx() -> Result<Backend, &'static str> {
+    vmx::detect().map(|caps| {
+        log::info!(
+            "virtualization: Intel VT-x with EPT and unrestricted guest, VPID {}, 2 MiB EPT pages {}, preemption timer {}, {} control MSRs",
+            caps.vpid,
+            caps.ept_2m_pages,
+            caps.preemption_timer.is_some(),
+            if caps.cr3_exiting { "plain" } else { "TRUE" }
+        );
+        Backend::Vmx
     })
 }
 
@@ -162,14 +207,17 @@ pub fn backend() -> Option<Backend> {
 
 /// Enables the backend on the calling CPU (every CPU, after its per-CPU setup).
 pub fn enable_this_cpu() {
-    if let Some(Backend::Svm) = backend() {
-        svm::enable_this_cpu();
+    match backend() {
+        Some(Backend::Svm) => svm::enable_this_cpu(),
+        Some(Backend::Vmx) => vmx::enable_this_cpu(),
+        None => {}
     }
 }
 
 pub fn nested_format() -> &'static dyn NestedFormat {
     match backend().expect("nested paging used without a virtualization backend") {
         Backend::Svm => &svm::NPT_FORMAT,
+        Backend::Vmx => vmx::ept::format(),
     }
 }
 
@@ -177,5 +225,6 @@ pub fn nested_format() -> &'static dyn NestedFormat {
 pub fn new_vcpu(nested_root: PhysAddr, unique_id: usize) -> Option<Box<dyn HardwareVcpu>> {
     match backend()? {
         Backend::Svm => svm::SvmVcpu::new(nested_root, unique_id).map(|v| Box::new(v) as Box<dyn HardwareVcpu>),
+        Backend::Vmx => vmx::VmxVcpu::new(nested_root, unique_id).map(|v| Box::new(v) as Box<dyn HardwareVcpu>),
     }
 }

@@ -25,6 +25,7 @@ mod leaf1 {
         | (1 << 13) // CMPXCHG16B
         | (1 << 19) // SSE4.1
         | (1 << 20) // SSE4.2
+        | (1 << 21) // x2APIC (emulated)
         | (1 << 22) // MOVBE
         | (1 << 23) // POPCNT
         | (1 << 25) // AES
@@ -38,6 +39,7 @@ mod leaf1 {
         | (1 << 5) // MSR
         | (1 << 6) // PAE
         | (1 << 8) // CX8
+        | (1 << 9) // APIC (emulated, x2APIC mode)
         | (1 << 11) // SEP
         | (1 << 13) // PGE
         | (1 << 15) // CMOV
@@ -74,8 +76,7 @@ mod ext1 {
         | (1 << 20) // NX
         | (1 << 22) // MMX extensions
         | (1 << 26) // 1 GiB pages
-        | (1 << 27) // RDTSCP
-        | (1 << 29); // long mode
+        | (1 << 29); // long mode (RDTSCP is hidden: TSC_AUX is not virtualized)
 }
 
 /// Fills RAX/RBX/RCX/RDX from the guest's view of leaf EAX, subleaf ECX.

@@ -5,6 +5,7 @@
 
 mod cpuid;
 mod io;
+mod mmio;
 mod msr;
 
 use crate::hypercall;
@@ -80,6 +81,9 @@ pub fn handle(vcpu: &Vcpu, exec: &mut Exec, exit: VmExit) -> Action {
             Action::Continue
         }
         VmExit::Io(access) => io::emulate(vcpu, exec, access),
+        VmExit::NestedPageFault { gpa, fetch: false, .. } if gpa & !0xfff == mmio::LAPIC_PAGE => {
+            mmio::emulate_lapic(vcpu, exec, gpa)
+        }
         VmExit::NestedPageFault { gpa, write, fetch } => {
             let access = if fetch {
                 "instruction fetch from"

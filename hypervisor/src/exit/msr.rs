@@ -5,6 +5,7 @@
 use super::cpuid::HYPERCALL_PAGE_MSR;
 use crate::arch::x86_64::time;
 use crate::hypercall;
+use crate::vlapic::{self, Effect, MSR_APIC_BASE, X2APIC_FIRST, X2APIC_LAST};
 use crate::vcpu::{Exec, Vcpu};
 
 const IA32_TIME_STAMP_COUNTER: u32 = 0x10;
@@ -17,6 +18,8 @@ const EFER_LMA: u64 = 1 << 10;
 /// The value of `msr`, or `None` for #GP.
 pub fn read(vcpu: &Vcpu, exec: &mut Exec, msr: u32) -> Option<u64> {
     match msr {
+        MSR_APIC_BASE => Some(vcpu.lapic.lock().base_msr()),
+        X2APIC_FIRST..=X2APIC_LAST => vcpu.lapic.lock().read(msr - X2APIC_FIRST),
         IA32_EFER => Some(exec.hw.guest_efer()),
         IA32_TIME_STAMP_COUNTER => Some(time::rdtsc()),
         _ => {
@@ -39,6 +42,18 @@ pub fn write(vcpu: &Vcpu, exec: &mut Exec, msr: u32, value: u64) -> bool {
             true
         }
         HYPERCALL_PAGE_MSR => hypercall::install_page(vcpu, exec, value),
+        MSR_APIC_BASE => vcpu.lapic.lock().set_base_msr(value),
+        X2APIC_FIRST..=X2APIC_LAST => {
+            let effect = vcpu.lapic.lock().write(msr - X2APIC_FIRST, value);
+            match effect {
+                Some(Effect::Ipi { icr }) => {
+                    vlapic::send_ipi(&vcpu.domain, vcpu.id, icr);
+                    true
+                }
+                Some(Effect::None) => true,
+                None => false,
+            }
+        }
         _ => {
             log::debug!("d{}v{}: wrmsr {msr:#x} <- {value:#x} -> #GP", vcpu.domain.id, vcpu.id);
             false

@@ -7,6 +7,7 @@ use crate::vcpu::{Exec, Vcpu};
 
 const HVMOP_SET_PARAM: u64 = 0;
 const HVMOP_GET_PARAM: u64 = 1;
+const HVMOP_PAGETABLE_DYING: u64 = 9;
 /// `struct xen_hvm_param { domid_t domid; uint16_t pad; uint32_t index; uint64_t value; }`
 const PARAM_SIZE: usize = 16;
 /// HVM_PARAM_CALLBACK_IRQ type "vector" (bits 63:56).
@@ -14,6 +15,19 @@ const CALLBACK_TYPE_VECTOR: u64 = 2;
 
 pub fn hvm_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
     let op = args[0];
+    if op == HVMOP_PAGETABLE_DYING {
+        // struct xen_hvm_pagetable_dying { domid_t domid; uint64_t gpa; }: a hint for
+        // shadow paging. With nested paging Xen answers -EINVAL, and so do we.
+        let mut raw = [0u8; 16];
+        if copy_from_guest(&vcpu.domain.ram, exec, args[1], &mut raw).is_err() {
+            return Outcome::error(errno::EFAULT);
+        }
+        let domid = u16::from_le_bytes([raw[0], raw[1]]);
+        if domid != DOMID_SELF && domid != vcpu.domain.id {
+            return Outcome::error(errno::ESRCH);
+        }
+        return Outcome::error(errno::EINVAL);
+    }
     if op != HVMOP_SET_PARAM && op != HVMOP_GET_PARAM {
         return Outcome::error(errno::ENOSYS);
     }

@@ -5,8 +5,13 @@
 //! EDX, ESI, EDI. The result goes to RAX: 0 or a positive value, or a negative errno.
 
 mod console;
+mod event_channel;
+mod grant_table;
 mod hvm;
+mod memory;
 mod sched;
+mod vcpu;
+mod version;
 
 use crate::exit::Action;
 use crate::vcpu::{Exec, Vcpu};
@@ -15,18 +20,69 @@ use alloc::vec::Vec;
 /// Xen's errno values (`xen/include/public/errno.h`).
 pub mod errno {
     pub const EPERM: i64 = 1;
+    pub const ENOENT: i64 = 2;
+    pub const ESRCH: i64 = 3;
+    pub const E2BIG: i64 = 7;
+    pub const EAGAIN: i64 = 11;
+    pub const ENOMEM: i64 = 12;
     pub const EFAULT: i64 = 14;
+    pub const EBUSY: i64 = 16;
+    pub const EEXIST: i64 = 17;
     pub const EINVAL: i64 = 22;
+    pub const ENOSPC: i64 = 28;
     pub const ENOSYS: i64 = 38;
+    pub const EOPNOTSUPP: i64 = 95;
 }
 
 /// Hypercall numbers (`public/xen.h`).
 mod nr {
+    pub const PLATFORM_OP: u64 = 7;
+    pub const MEMORY_OP: u64 = 12;
     pub const SET_TIMER_OP: u64 = 15;
+    pub const XEN_VERSION: u64 = 17;
     pub const CONSOLE_IO: u64 = 18;
+    pub const GRANT_TABLE_OP: u64 = 20;
+    pub const VM_ASSIST: u64 = 21;
     pub const IRET: u64 = 23;
+    pub const VCPU_OP: u64 = 24;
     pub const SCHED_OP: u64 = 29;
+    pub const EVENT_CHANNEL_OP: u64 = 32;
+    pub const PHYSDEV_OP: u64 = 33;
     pub const HVM_OP: u64 = 34;
+}
+
+/// Reads a `N`-byte argument structure from guest-virtual `gva` (-EFAULT if unreadable).
+pub fn read_arg<const N: usize>(vcpu: &Vcpu, exec: &Exec, gva: u64) -> Result<[u8; N], i64> {
+    let mut buf = [0u8; N];
+    crate::guest_access::copy_from_guest(&vcpu.domain.ram, exec, gva, &mut buf).map_err(|_| errno::EFAULT)?;
+    Ok(buf)
+}
+
+/// Writes `bytes` back to guest-virtual `gva` (-EFAULT if unwritable).
+pub fn write_arg(vcpu: &Vcpu, exec: &Exec, gva: u64, bytes: &[u8]) -> Result<(), i64> {
+    crate::guest_access::copy_to_guest(&vcpu.domain.ram, exec, gva, bytes).map_err(|_| errno::EFAULT)
+}
+
+pub fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+pub fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+pub fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from(u32_at(b, at)) | (u64::from(u32_at(b, at + 4)) << 32)
+}
+
+/// Turns a `Result` of a hypercall body into its outcome.
+impl From<Result<i64, i64>> for Outcome {
+    fn from(r: Result<i64, i64>) -> Self {
+        match r {
+            Ok(v) => Outcome::done(v),
+            Err(e) => Outcome::error(e),
+        }
+    }
 }
 
 /// A hypercall's outcome: the value for RAX and what the vCPU does next.
@@ -64,12 +120,21 @@ pub fn dispatch(vcpu: &Vcpu, exec: &mut Exec) -> Action {
         let args = arguments(exec);
         match number {
             nr::SET_TIMER_OP => {
-                vcpu.set_timer(args[0]);
+                vcpu.set_singleshot(args[0]);
                 Outcome::done(0)
             }
             nr::CONSOLE_IO => console::console_io(vcpu, exec, args),
             nr::SCHED_OP => sched::sched_op(vcpu, exec, args),
             nr::HVM_OP => hvm::hvm_op(vcpu, exec, args),
+            nr::XEN_VERSION => version::xen_version(vcpu, exec, args).into(),
+            nr::MEMORY_OP => memory::memory_op(vcpu, exec, args).into(),
+            nr::VCPU_OP => vcpu::vcpu_op(vcpu, exec, args),
+            nr::EVENT_CHANNEL_OP => event_channel::event_channel_op(vcpu, exec, args).into(),
+            nr::GRANT_TABLE_OP => grant_table::grant_table_op(vcpu, exec, args).into(),
+            nr::VM_ASSIST => vm_assist(vcpu, args).into(),
+            // Physical devices and the platform are the privileged domain's business.
+            nr::PHYSDEV_OP => Outcome::error(errno::ENOSYS),
+            nr::PLATFORM_OP => Outcome::error(errno::EPERM),
             _ => {
                 log::debug!("d{}v{}: hypercall {number} not implemented", vcpu.domain.id, vcpu.id);
                 Outcome::error(errno::ENOSYS)
@@ -78,6 +143,23 @@ pub fn dispatch(vcpu: &Vcpu, exec: &mut Exec) -> Action {
     };
     exec.regs.rax = outcome.result as u64;
     outcome.action
+}
+
+/// `vm_assist`: HVM guests may only toggle the run-state update flag.
+fn vm_assist(vcpu: &Vcpu, args: [u64; 5]) -> Result<i64, i64> {
+    const VMASST_CMD_ENABLE: u64 = 0;
+    const VMASST_CMD_DISABLE: u64 = 1;
+    let kind = args[1];
+    if kind != u64::from(crate::vcpu::VMASST_TYPE_RUNSTATE_UPDATE_FLAG) {
+        return Err(errno::EINVAL);
+    }
+    let bit = 1u64 << kind;
+    match args[0] {
+        VMASST_CMD_ENABLE => vcpu.domain.vm_assist.fetch_or(bit, core::sync::atomic::Ordering::AcqRel),
+        VMASST_CMD_DISABLE => vcpu.domain.vm_assist.fetch_and(!bit, core::sync::atomic::Ordering::AcqRel),
+        _ => return Err(errno::EINVAL),
+    };
+    Ok(0)
 }
 
 /// Writes Xen's hypercall page at guest-physical `value & !0xfff` (the guest wrote `value`

@@ -1,31 +1,80 @@
-//! `sched_op`: yield, block, shutdown (`public/sched.h`).
+//! `sched_op` (`public/sched.h`): yield, block, poll, shutdown.
 
-use super::{errno, Outcome};
+use super::{errno, read_arg, u32_at, u64_at, Outcome};
 use crate::domain::ShutdownReason;
 use crate::exit::Action;
-use crate::guest_access::copy_from_guest;
 use crate::vcpu::{Exec, Vcpu};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 const SCHEDOP_YIELD: u64 = 0;
 const SCHEDOP_BLOCK: u64 = 1;
 const SCHEDOP_SHUTDOWN: u64 = 2;
+const SCHEDOP_POLL: u64 = 3;
+const SCHEDOP_REMOTE_SHUTDOWN: u64 = 4;
+const SCHEDOP_SHUTDOWN_CODE: u64 = 5;
+/// Xen refuses to poll more ports than this at once.
+const MAX_POLL_PORTS: u32 = 128;
+
+fn reason_at(vcpu: &Vcpu, exec: &Exec, gva: u64) -> Result<ShutdownReason, i64> {
+    // struct sched_shutdown { unsigned int reason; }
+    let raw: [u8; 4] = read_arg(vcpu, exec, gva)?;
+    ShutdownReason::from_guest(u32_at(&raw, 0)).ok_or(errno::EINVAL)
+}
 
 pub fn sched_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
     match args[0] {
         SCHEDOP_YIELD => Outcome { result: 0, action: Action::Yield },
         SCHEDOP_BLOCK => Outcome { result: 0, action: Action::Block },
-        SCHEDOP_SHUTDOWN => {
-            // struct sched_shutdown { unsigned int reason; }
-            let mut raw = [0u8; 4];
-            if copy_from_guest(&vcpu.domain.ram, exec, args[1], &mut raw).is_err() {
-                return Outcome::error(errno::EFAULT);
+        SCHEDOP_SHUTDOWN => match reason_at(vcpu, exec, args[1]) {
+            Ok(reason) => {
+                vcpu.domain.shutdown(reason);
+                Outcome { result: 0, action: Action::Stop }
             }
-            let Some(reason) = ShutdownReason::from_guest(u32::from_le_bytes(raw)) else {
-                return Outcome::error(errno::EINVAL);
-            };
-            vcpu.domain.shutdown(reason);
-            Outcome { result: 0, action: Action::Stop }
-        }
+            Err(e) => Outcome::error(e),
+        },
+        SCHEDOP_SHUTDOWN_CODE => match reason_at(vcpu, exec, args[1]) {
+            Ok(reason) => {
+                vcpu.domain.shutdown_code.store(reason as u8, Ordering::Release);
+                Outcome::done(0)
+            }
+            Err(e) => Outcome::error(e),
+        },
+        SCHEDOP_POLL => poll(vcpu, exec, args[1]),
+        // Shutting down other domains is for the privileged domain.
+        SCHEDOP_REMOTE_SHUTDOWN => Outcome::error(errno::EPERM),
         _ => Outcome::error(errno::ENOSYS),
+    }
+}
+
+/// `SCHEDOP_poll`: sleep until one of the ports is pending or the timeout passes.
+fn poll(vcpu: &Vcpu, exec: &Exec, arg: u64) -> Outcome {
+    // struct sched_poll { XEN_GUEST_HANDLE(evtchn_port_t) ports; unsigned int nr_ports;
+    //                     uint64_t timeout; }
+    let a: [u8; 24] = match read_arg(vcpu, exec, arg) {
+        Ok(a) => a,
+        Err(e) => return Outcome::error(e),
+    };
+    let (list, count, timeout) = (u64_at(&a, 0), u32_at(&a, 8), u64_at(&a, 16));
+    if count > MAX_POLL_PORTS {
+        return Outcome::error(errno::EINVAL);
+    }
+    let mut ports = Vec::with_capacity(count as usize);
+    for i in 0..u64::from(count) {
+        match read_arg::<4>(vcpu, exec, list + i * 4) {
+            Ok(raw) => {
+                let port = u32_at(&raw, 0);
+                if vcpu.domain.evtchn.lock().binding(port).is_none() {
+                    return Outcome::error(errno::EINVAL);
+                }
+                ports.push(port);
+            }
+            Err(e) => return Outcome::error(e),
+        }
+    }
+    if vcpu.start_poll(ports, timeout) {
+        Outcome { result: 0, action: Action::Block }
+    } else {
+        Outcome::done(0)
     }
 }

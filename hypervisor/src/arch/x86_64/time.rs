@@ -118,5 +118,71 @@ pub fn time_scale() -> TimeScale {
 
 /// Xen system time: nanoseconds since boot, from the TSC.
 pub fn system_time_ns() -> u64 {
-    time_scale().apply(rdtsc().saturating_sub(boot_tsc()))
+    system_time_at(rdtsc())
+}
+
+/// System time at TSC value `tsc`.
+pub fn system_time_at(tsc: u64) -> u64 {
+    time_scale().apply(tsc.saturating_sub(boot_tsc()))
+}
+
+static WALLCLOCK_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+
+/// Seconds since the Unix epoch at system time 0, from the CMOS clock (read at boot).
+pub fn wallclock_at_boot() -> u64 {
+    WALLCLOCK_AT_BOOT.load(Ordering::Relaxed)
+}
+
+/// Reads the CMOS real-time clock (UTC, as servers keep it) once, at boot.
+pub fn read_rtc() {
+    fn cmos(reg: u8) -> u8 {
+        let mut index = Port::<u8>::new(0x70);
+        let mut data = Port::<u8>::new(0x71);
+        // SAFETY: 0x70/0x71 are the CMOS index and data ports; reading a clock register
+        // has no side effects (bit 7 of the index keeps NMIs enabled as they are).
+        unsafe {
+            index.write(reg);
+            data.read()
+        }
+    }
+    let read = || {
+        while cmos(0x0a) & 0x80 != 0 {
+            core::hint::spin_loop();
+        }
+        [cmos(0x00), cmos(0x02), cmos(0x04), cmos(0x07), cmos(0x08), cmos(0x09), cmos(0x32)]
+    };
+    // Read until two reads agree, so an update in between cannot tear the value.
+    let mut values = read();
+    loop {
+        let again = read();
+        if again == values {
+            break;
+        }
+        values = again;
+    }
+    let status_b = cmos(0x0b);
+    let bcd = status_b & 0x04 == 0;
+    let decode = |v: u8| if bcd { (v & 0x0f) + (v >> 4) * 10 } else { v };
+    let [sec, min, hour_raw, day, month, year, century] = values;
+    let pm = status_b & 0x02 == 0 && hour_raw & 0x80 != 0;
+    let mut hour = decode(hour_raw & 0x7f);
+    if status_b & 0x02 == 0 {
+        hour = (hour % 12) + if pm { 12 } else { 0 };
+    }
+    let century = if century == 0 { 20 } else { u64::from(decode(century)) };
+    let year = century * 100 + u64::from(decode(year));
+    let days = days_from_civil(year, u64::from(decode(month)), u64::from(decode(day)));
+    let secs = days * 86_400 + u64::from(hour) * 3600 + u64::from(decode(min)) * 60 + u64::from(decode(sec));
+    let elapsed = system_time_ns() / 1_000_000_000;
+    WALLCLOCK_AT_BOOT.store(secs.saturating_sub(elapsed), Ordering::Relaxed);
+}
+
+/// Days from 1970-01-01 to the given date (proleptic Gregorian calendar).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).saturating_sub(719_468)
 }

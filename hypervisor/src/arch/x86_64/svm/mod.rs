@@ -136,6 +136,10 @@ impl NestedFormat for NptFormat {
         pa | 0x7
     }
 
+    fn leaf_4k_readonly(&self, pa: u64) -> u64 {
+        pa | 0x5 // present, user
+    }
+
     fn leaf_2m(&self, pa: u64) -> u64 {
         pa | 0x7 | 0x80 // + page size
     }
@@ -239,6 +243,34 @@ impl HardwareVcpu for SvmVcpu {
         s.g_pat = 0x0007_0406_0007_0406;
     }
 
+    fn reset_to_real_mode(&mut self, vector: u8) {
+        self.reinject = None;
+        let c = &mut self.vmcb().control;
+        c.event_injection = 0;
+        c.interrupt_shadow = 0;
+        let s = &mut self.vmcb().save;
+        let data = Segment::new(0, 0x93, 0xffff, 0);
+        s.cs = Segment::new(u16::from(vector) << 8, 0x9b, 0xffff, u64::from(vector) << 12);
+        s.ds = data;
+        s.es = data;
+        s.ss = data;
+        s.fs = data;
+        s.gs = data;
+        s.tr = Segment::new(0, 0x8b, 0xffff, 0);
+        s.ldtr = Segment::new(0, 0x82, 0xffff, 0);
+        s.gdtr = Segment::new(0, 0, 0xffff, 0);
+        s.idtr = Segment::new(0, 0, 0xffff, 0);
+        s.cpl = 0;
+        s.cr0 = 0x10; // ET; caches enabled (NW without CD is refused by VMRUN)
+        s.cr2 = 0;
+        s.cr3 = 0;
+        s.cr4 = 0;
+        s.efer = EFER_SVME;
+        s.dr6 = 0xffff_0ff0;
+        s.dr7 = 0x400;
+        s.g_pat = 0x0007_0406_0007_0406;
+    }
+
     fn run(&mut self, regs: &mut GuestRegs) -> VmExit {
         let cpu = percpu::current_index();
         let host_vmcb = HOST_VMCB[cpu].load(Ordering::Acquire);
@@ -254,6 +286,7 @@ impl HardwareVcpu for SvmVcpu {
             if flush {
                 vmcb.control.tlb_control = TlbControl::FlushAll as u8;
             }
+            // (A flush requested by flush_nested_tlb is already in tlb_control.)
             if let Some(event) = reinject {
                 vmcb.control.event_injection = event.0;
             }
@@ -287,6 +320,10 @@ impl HardwareVcpu for SvmVcpu {
         self.vmcb_ref().save.efer & !EFER_SVME
     }
 
+    fn code_segment_base(&self) -> u64 {
+        self.vmcb_ref().save.cs.base
+    }
+
     fn cpl(&self) -> u8 {
         self.vmcb_ref().save.cpl
     }
@@ -317,6 +354,10 @@ impl HardwareVcpu for SvmVcpu {
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
         self.vmcb().control.event_injection = EventInjection::exception(vector, error_code).0;
+    }
+
+    fn flush_nested_tlb(&mut self) {
+        self.vmcb().control.tlb_control = TlbControl::FlushAll as u8;
     }
 
     fn set_interrupt_window_exiting(&mut self, enabled: bool) {

@@ -1,0 +1,386 @@
+//! Event channels: each domain's table of ports and what each is bound to (another
+//! domain's port, a virtual IRQ, an IPI between its own vCPUs, or a service of the
+//! hypervisor such as the console ring), and the operations of `EVTCHNOP_*` with Xen's
+//! semantics and error codes (`xen/common/event_channel.c`). Delivery uses the 2-level
+//! ABI ([`two_level`]).
+
+pub mod two_level;
+
+use crate::domain::{self, DomId, Domain, DOMID_SELF};
+use crate::hypercall::errno::{EEXIST, EINVAL, ENOENT, ENOSPC, EPERM, ESRCH};
+use alloc::vec;
+use alloc::vec::Vec;
+use two_level::NR_CHANNELS;
+
+/// Ports a domU may use (xl's default `max_event_channels`); port 0 is never valid.
+pub const DEFAULT_MAX_PORT: u32 = 1023;
+
+/// `VIRQ_*` (`public/xen.h`).
+pub mod virq {
+    pub const TIMER: u32 = 0;
+    pub const DEBUG: u32 = 1;
+    pub const CONSOLE: u32 = 2;
+    pub const DOM_EXC: u32 = 3;
+    pub const XENOPROF: u32 = 7;
+    pub const XENPMU: u32 = 13;
+    pub const NR: u32 = 24;
+
+    /// Per-vCPU VIRQs may be bound on any vCPU; the others only on vCPU 0.
+    pub fn is_per_vcpu(virq: u32) -> bool {
+        matches!(virq, TIMER | DEBUG | XENOPROF | XENPMU)
+    }
+}
+
+/// Hypervisor-provided services a port can be connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// The boot-time console ring, drained by the hypervisor.
+    Console,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    Free,
+    /// Allocated, waiting for `remote` to bind to it.
+    Unbound { remote: DomId },
+    Interdomain { remote: DomId, remote_port: u32 },
+    Virq { virq: u32 },
+    Ipi,
+    Hypervisor(Service),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Port {
+    binding: Binding,
+    notify_vcpu: u32,
+}
+
+const FREE: Port = Port { binding: Binding::Free, notify_vcpu: 0 };
+
+/// One domain's ports.
+#[derive(Debug)]
+pub struct PortTable {
+    ports: Vec<Port>,
+    max_port: u32,
+    /// virq_to_port[vcpu][virq], 0 = unbound.
+    virq_ports: Vec<[u32; virq::NR as usize]>,
+}
+
+/// `EVTCHNSTAT_*` with the details `EVTCHNOP_status` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub binding: Binding,
+    pub vcpu: u32,
+}
+
+impl PortTable {
+    pub fn new(vcpus: u32, max_port: u32) -> Self {
+        PortTable {
+            ports: vec![FREE; 1],
+            max_port: max_port.min(NR_CHANNELS - 1),
+            virq_ports: vec![[0; virq::NR as usize]; vcpus as usize],
+        }
+    }
+
+    fn get(&self, port: u32) -> Result<&Port, i64> {
+        match self.ports.get(port as usize) {
+            Some(p) if port != 0 => Ok(p),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn get_mut(&mut self, port: u32) -> Result<&mut Port, i64> {
+        match self.ports.get_mut(port as usize) {
+            Some(p) if port != 0 => Ok(p),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// The lowest free port.
+    fn allocate(&mut self, binding: Binding, notify_vcpu: u32) -> Result<u32, i64> {
+        let port = match self.ports.iter().skip(1).position(|p| p.binding == Binding::Free) {
+            Some(i) => i as u32 + 1,
+            None if (self.ports.len() as u32) <= self.max_port => {
+                self.ports.push(FREE);
+                self.ports.len() as u32 - 1
+            }
+            None => return Err(ENOSPC),
+        };
+        self.ports[port as usize] = Port { binding, notify_vcpu };
+        Ok(port)
+    }
+
+    fn vcpu_count(&self) -> u32 {
+        self.virq_ports.len() as u32
+    }
+
+    pub fn binding(&self, port: u32) -> Option<Binding> {
+        self.get(port).ok().map(|p| p.binding)
+    }
+
+    pub fn notify_vcpu(&self, port: u32) -> u32 {
+        self.get(port).map(|p| p.notify_vcpu).unwrap_or(0)
+    }
+
+    pub fn virq_port(&self, vcpu: u32, virq: u32) -> Option<u32> {
+        let port = *self.virq_ports.get(vcpu as usize)?.get(virq as usize)?;
+        (port != 0).then_some(port)
+    }
+
+    /// Ports in use.
+    pub fn open_ports(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ports.iter().enumerate().skip(1).filter(|(_, p)| p.binding != Binding::Free).map(|(i, _)| i as u32)
+    }
+}
+
+fn resolve(dom: &Domain, id: DomId) -> DomId {
+    if id == DOMID_SELF {
+        dom.id
+    } else {
+        id
+    }
+}
+
+/// `EVTCHNOP_alloc_unbound`: a port in `dom` that `remote` may bind to.
+pub fn alloc_unbound(caller: &Domain, dom: DomId, remote: DomId) -> Result<u32, i64> {
+    if resolve(caller, dom) != caller.id {
+        return Err(EPERM);
+    }
+    let remote = resolve(caller, remote);
+    caller.evtchn.lock().allocate(Binding::Unbound { remote }, 0)
+}
+
+/// `EVTCHNOP_bind_interdomain`: connects a new local port to `remote_port` of `remote`,
+/// which must be unbound and offered to the caller.
+pub fn bind_interdomain(local: &Domain, remote: DomId, remote_port: u32) -> Result<u32, i64> {
+    let remote_id = resolve(local, remote);
+    let remote_dom = if remote_id == local.id { None } else { Some(domain::get(remote_id).ok_or(ESRCH)?) };
+    let remote_ref: &Domain = remote_dom.as_deref().unwrap_or(local);
+    let local_port = if remote_id == local.id {
+        let mut table = local.evtchn.lock();
+        match table.get(remote_port)?.binding {
+            Binding::Unbound { remote } if remote == local.id => {}
+            _ => return Err(EINVAL),
+        }
+        let port = table.allocate(Binding::Interdomain { remote: local.id, remote_port }, 0)?;
+        table.get_mut(remote_port)?.binding = Binding::Interdomain { remote: local.id, remote_port: port };
+        port
+    } else {
+        // Lock both tables, lower domain id first, so two binds cannot deadlock.
+        let (mut lt, mut rt) = if local.id < remote_id {
+            let l = local.evtchn.lock();
+            (l, remote_ref.evtchn.lock())
+        } else {
+            let r = remote_ref.evtchn.lock();
+            (local.evtchn.lock(), r)
+        };
+        match rt.get(remote_port)?.binding {
+            Binding::Unbound { remote } if remote == local.id => {}
+            _ => return Err(EINVAL),
+        }
+        let port = lt.allocate(Binding::Interdomain { remote: remote_id, remote_port }, 0)?;
+        rt.get_mut(remote_port)?.binding = Binding::Interdomain { remote: local.id, remote_port: port };
+        port
+    };
+    // As Xen does: the new local end starts with an event, so nothing sent before is lost.
+    notify(local, local_port);
+    Ok(local_port)
+}
+
+/// `EVTCHNOP_bind_virq`.
+pub fn bind_virq(dom: &Domain, virq: u32, vcpu: u32) -> Result<u32, i64> {
+    if virq >= virq::NR {
+        return Err(EINVAL);
+    }
+    let mut table = dom.evtchn.lock();
+    if vcpu >= table.vcpu_count() {
+        return Err(ENOENT);
+    }
+    if !virq::is_per_vcpu(virq) && vcpu != 0 {
+        return Err(EINVAL);
+    }
+    if table.virq_ports[vcpu as usize][virq as usize] != 0 {
+        return Err(EEXIST);
+    }
+    let port = table.allocate(Binding::Virq { virq }, vcpu)?;
+    table.virq_ports[vcpu as usize][virq as usize] = port;
+    Ok(port)
+}
+
+/// `EVTCHNOP_bind_ipi`.
+pub fn bind_ipi(dom: &Domain, vcpu: u32) -> Result<u32, i64> {
+    let mut table = dom.evtchn.lock();
+    if vcpu >= table.vcpu_count() {
+        return Err(ENOENT);
+    }
+    table.allocate(Binding::Ipi, vcpu)
+}
+
+/// A port the hypervisor itself serves (the guest sees an interdomain-like channel).
+pub fn bind_service(dom: &Domain, service: Service) -> Result<u32, i64> {
+    dom.evtchn.lock().allocate(Binding::Hypervisor(service), 0)
+}
+
+/// `EVTCHNOP_close`.
+pub fn close(dom: &Domain, port: u32) -> Result<(), i64> {
+    let binding = dom.evtchn.lock().get(port)?.binding;
+    match binding {
+        Binding::Free => return Err(EINVAL),
+        Binding::Interdomain { remote, remote_port } if remote != dom.id => {
+            // The other end goes back to waiting for us, as in Xen.
+            if let Some(other) = domain::get(remote) {
+                let (mut lt, mut rt) = if dom.id < remote {
+                    let l = dom.evtchn.lock();
+                    (l, other.evtchn.lock())
+                } else {
+                    let r = other.evtchn.lock();
+                    (dom.evtchn.lock(), r)
+                };
+                if let Ok(p) = rt.get_mut(remote_port) {
+                    if p.binding == (Binding::Interdomain { remote: dom.id, remote_port: port }) {
+                        p.binding = Binding::Unbound { remote: dom.id };
+                    }
+                }
+                free_port(dom, &mut lt, port);
+                return Ok(());
+            }
+        }
+        Binding::Interdomain { remote_port, .. } => {
+            let mut table = dom.evtchn.lock();
+            if let Ok(p) = table.get_mut(remote_port) {
+                p.binding = Binding::Unbound { remote: dom.id };
+            }
+            free_port(dom, &mut table, port);
+            return Ok(());
+        }
+        Binding::Virq { virq } => {
+            let mut table = dom.evtchn.lock();
+            let vcpu = table.get(port)?.notify_vcpu as usize;
+            if let Some(slot) = table.virq_ports.get_mut(vcpu).and_then(|v| v.get_mut(virq as usize)) {
+                *slot = 0;
+            }
+            free_port(dom, &mut table, port);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let mut table = dom.evtchn.lock();
+    free_port(dom, &mut table, port);
+    Ok(())
+}
+
+fn free_port(dom: &Domain, table: &mut PortTable, port: u32) {
+    if let Ok(p) = table.get_mut(port) {
+        *p = FREE;
+    }
+    dom.event_bitmaps().clear_pending(port);
+}
+
+/// `EVTCHNOP_send`.
+pub fn send(dom: &Domain, port: u32) -> Result<(), i64> {
+    let binding = dom.evtchn.lock().get(port)?.binding;
+    match binding {
+        Binding::Interdomain { remote, remote_port } => {
+            if remote == dom.id {
+                notify(dom, remote_port);
+            } else if let Some(other) = domain::get(remote) {
+                notify(&other, remote_port);
+            }
+            Ok(())
+        }
+        Binding::Ipi => {
+            notify(dom, port);
+            Ok(())
+        }
+        Binding::Hypervisor(service) => {
+            dom.service_kicked(service);
+            Ok(())
+        }
+        // Xen drops sends on an unbound port silently.
+        Binding::Unbound { .. } => Ok(()),
+        Binding::Free | Binding::Virq { .. } => Err(EINVAL),
+    }
+}
+
+/// Raises an event on `port` of `dom` (its notify vCPU gets the upcall).
+pub fn notify(dom: &Domain, port: u32) {
+    let vcpu = dom.evtchn.lock().notify_vcpu(port);
+    if dom.event_bitmaps().set_pending(port, dom.vcpu_info(vcpu)) {
+        dom.kick_vcpu(vcpu);
+    }
+    dom.wake_pollers(port);
+}
+
+/// Raises `virq` for `vcpu` of `dom`, if the guest bound it.
+pub fn send_virq(dom: &Domain, vcpu: u32, virq: u32) {
+    let port = dom.evtchn.lock().virq_port(vcpu, virq);
+    if let Some(port) = port {
+        notify(dom, port);
+    }
+}
+
+/// `EVTCHNOP_status`.
+pub fn status(caller: &Domain, dom: DomId, port: u32) -> Result<Status, i64> {
+    if resolve(caller, dom) != caller.id {
+        return Err(EPERM);
+    }
+    let table = caller.evtchn.lock();
+    let p = table.ports.get(port as usize).copied().ok_or(EINVAL)?;
+    Ok(Status { binding: p.binding, vcpu: p.notify_vcpu })
+}
+
+/// `EVTCHNOP_unmask`.
+pub fn unmask(dom: &Domain, port: u32) -> Result<(), i64> {
+    let vcpu = {
+        let table = dom.evtchn.lock();
+        if port == 0 || port > table.max_port.max(table.ports.len() as u32) {
+            return Err(EINVAL);
+        }
+        table.notify_vcpu(port)
+    };
+    if dom.event_bitmaps().unmask(port, dom.vcpu_info(vcpu)) {
+        dom.kick_vcpu(vcpu);
+    }
+    Ok(())
+}
+
+/// `EVTCHNOP_bind_vcpu`: moves where a port's events go.
+pub fn bind_vcpu(dom: &Domain, port: u32, vcpu: u32) -> Result<(), i64> {
+    {
+        let mut table = dom.evtchn.lock();
+        if vcpu >= table.vcpu_count() {
+            return Err(ENOENT);
+        }
+        let p = table.get_mut(port)?;
+        match p.binding {
+            Binding::Unbound { .. } | Binding::Interdomain { .. } | Binding::Hypervisor(_) => {}
+            Binding::Virq { virq } if !virq::is_per_vcpu(virq) => {}
+            _ => return Err(EINVAL),
+        }
+        p.notify_vcpu = vcpu;
+    }
+    if dom.event_bitmaps().redeliver(port, dom.vcpu_info(vcpu)) {
+        dom.kick_vcpu(vcpu);
+    }
+    Ok(())
+}
+
+/// `EVTCHNOP_reset`: closes every port of `dom`.
+pub fn reset(caller: &Domain, dom: DomId) -> Result<(), i64> {
+    if resolve(caller, dom) != caller.id {
+        return Err(EPERM);
+    }
+    let ports: Vec<u32> = caller.evtchn.lock().open_ports().collect();
+    for port in ports {
+        let _ = close(caller, port);
+    }
+    Ok(())
+}
+
+/// Closes every port when a domain is destroyed, so peers see their ends unbound.
+pub fn close_all(dom: &Domain) {
+    let ports: Vec<u32> = dom.evtchn.lock().open_ports().collect();
+    for port in ports {
+        let _ = close(dom, port);
+    }
+}

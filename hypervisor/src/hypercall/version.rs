@@ -1,0 +1,76 @@
+//! `xen_version` (`public/version.h`): what a guest may learn about "Xen". We answer as
+//! Xen 4.17 would for an HVM domU, so guests cannot tell the difference.
+
+use super::{errno, read_arg, write_arg};
+use crate::vcpu::{Exec, Vcpu};
+
+const XENVER_VERSION: u64 = 0;
+const XENVER_EXTRAVERSION: u64 = 1;
+const XENVER_COMPILE_INFO: u64 = 2;
+const XENVER_CAPABILITIES: u64 = 3;
+const XENVER_CHANGESET: u64 = 4;
+const XENVER_PLATFORM_PARAMETERS: u64 = 5;
+const XENVER_GET_FEATURES: u64 = 6;
+const XENVER_PAGESIZE: u64 = 7;
+const XENVER_GUEST_HANDLE: u64 = 8;
+const XENVER_COMMANDLINE: u64 = 9;
+const XENVER_BUILD_ID: u64 = 10;
+
+const VERSION: i64 = (4 << 16) | 17;
+const EXTRAVERSION: &[u8] = b".0";
+const CAPABILITIES: &[u8] = b"xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64";
+/// `HYPERVISOR_VIRT_START` of 64-bit Xen.
+const VIRT_START: u64 = 0xffff_8000_0000_0000;
+
+/// `XENFEAT_*` bits of submap 0 for an HVM/PVH guest: writable page tables (0),
+/// auto-translated physmap (2), HVM callback vector (8), HVM-safe pvclock (9).
+pub const FEATURES_SUBMAP0: u32 = (1 << 0) | (1 << 2) | (1 << 8) | (1 << 9);
+const XENFEAT_NR_SUBMAPS: u32 = 1;
+
+fn write_string(vcpu: &Vcpu, exec: &Exec, gva: u64, text: &[u8], size: usize) -> Result<i64, i64> {
+    let mut buf = alloc::vec![0u8; size];
+    buf[..text.len()].copy_from_slice(text);
+    write_arg(vcpu, exec, gva, &buf)?;
+    Ok(0)
+}
+
+pub fn xen_version(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i64> {
+    let arg = args[1];
+    match args[0] {
+        XENVER_VERSION => Ok(VERSION),
+        XENVER_EXTRAVERSION => write_string(vcpu, exec, arg, EXTRAVERSION, 16),
+        XENVER_COMPILE_INFO => {
+            // struct xen_compile_info { compiler[64]; compile_by[16]; compile_domain[32]; compile_date[32]; }
+            let mut info = [0u8; 144];
+            info[..3].copy_from_slice(b"gcc");
+            write_arg(vcpu, exec, arg, &info)?;
+            Ok(0)
+        }
+        XENVER_CAPABILITIES => write_string(vcpu, exec, arg, CAPABILITIES, 1024),
+        XENVER_CHANGESET => write_string(vcpu, exec, arg, b"", 64),
+        XENVER_PLATFORM_PARAMETERS => {
+            write_arg(vcpu, exec, arg, &VIRT_START.to_le_bytes())?;
+            Ok(0)
+        }
+        XENVER_GET_FEATURES => {
+            // struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }
+            let raw: [u8; 8] = read_arg(vcpu, exec, arg)?;
+            let index = super::u32_at(&raw, 0);
+            if index >= XENFEAT_NR_SUBMAPS {
+                return Err(errno::EINVAL);
+            }
+            let mut out = raw;
+            out[4..8].copy_from_slice(&FEATURES_SUBMAP0.to_le_bytes());
+            write_arg(vcpu, exec, arg, &out)?;
+            Ok(0)
+        }
+        XENVER_PAGESIZE => Ok(4096),
+        XENVER_GUEST_HANDLE => {
+            write_arg(vcpu, exec, arg, &vcpu.domain.handle())?;
+            Ok(0)
+        }
+        // The host's command line and build id are not a domU's to read.
+        XENVER_COMMANDLINE | XENVER_BUILD_ID => Err(errno::EPERM),
+        _ => Err(errno::ENOSYS),
+    }
+}
