@@ -12,8 +12,8 @@ use frame_alloc::FRAME_SIZE;
 
 const OUT_OFFSET: usize = 1024;
 const OUT_SIZE: u32 = 2048;
+/// `out_cons` @3080 and `out_prod` @3084 share one aligned 64-bit word.
 const OUT_CONS: usize = 3080;
-const OUT_PROD: usize = 3084;
 
 /// Connects the ring page at guest frame `gfn` (already placed by the domain builder) and
 /// publishes it through `HVM_PARAM_CONSOLE_PFN` / `HVM_PARAM_CONSOLE_EVTCHN`.

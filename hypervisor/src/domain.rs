@@ -6,20 +6,20 @@
 use crate::evtchn::two_level::{EventBitmaps, PageView, VcpuInfoView, SHARED_INFO_WC_VERSION, VCPU_INFO_SIZE};
 use crate::evtchn::{self, PortTable, Service};
 use crate::grant::GrantTable;
-use pvh_loader::MemmapEntry;
 use crate::mm::guest::{GuestRam, OutOfMemory};
 use crate::mm::{frames, phys_to_virt};
 use crate::vcpu::Vcpu;
 use crate::{sched, virt};
-use alloc::sync::Weak;
-use x86_64::PhysAddr;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::sync::Weak;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
+use pvh_loader::MemmapEntry;
 use spin::Mutex;
+use x86_64::PhysAddr;
 
 pub type DomId = u16;
 
@@ -119,8 +119,6 @@ pub struct DomainConfig {
 /// `HVM_NR_PARAMS` in Xen 4.17.
 pub const HVM_NR_PARAMS: usize = 39;
 pub const HVM_PARAM_CALLBACK_IRQ: usize = 0;
-pub const HVM_PARAM_STORE_PFN: usize = 1;
-pub const HVM_PARAM_STORE_EVTCHN: usize = 2;
 pub const HVM_PARAM_CONSOLE_PFN: usize = 17;
 pub const HVM_PARAM_CONSOLE_EVTCHN: usize = 18;
 
@@ -330,7 +328,10 @@ impl Domain {
         si.write_u64(SHARED_INFO_WC_VERSION, u64::from(version.wrapping_add(1) | 1) | ((secs & 0xffff_ffff) << 32));
         // wc_nsec = 0, wc_sec_hi = the high 32 bits.
         si.write_u64(SHARED_INFO_WC_VERSION + 8, (secs >> 32) << 32);
-        si.write_u64(SHARED_INFO_WC_VERSION, u64::from((version.wrapping_add(1) | 1).wrapping_add(1)) | ((secs & 0xffff_ffff) << 32));
+        si.write_u64(
+            SHARED_INFO_WC_VERSION,
+            u64::from((version.wrapping_add(1) | 1).wrapping_add(1)) | ((secs & 0xffff_ffff) << 32),
+        );
     }
 
     pub fn handle(&self) -> [u8; 16] {
@@ -339,11 +340,6 @@ impl Domain {
 
     pub fn memory_map(&self) -> &[MemmapEntry] {
         &self.memory_map
-    }
-
-    /// Keeps a page the hypervisor placed in the guest until the domain is destroyed.
-    pub fn adopt_special_page(&self, page: PhysAddr) {
-        self.special_pages.lock().push(page);
     }
 
     pub fn set_console_ring(&self, gfn: u64) {

@@ -24,13 +24,10 @@ pub mod status {
     pub const BAD_GNTREF: i16 = -3;
     pub const BAD_HANDLE: i16 = -4;
     pub const BAD_VIRT_ADDR: i16 = -5;
-    pub const BAD_DEV_ADDR: i16 = -6;
     pub const NO_DEVICE_SPACE: i16 = -7;
     pub const PERMISSION_DENIED: i16 = -8;
     pub const BAD_PAGE: i16 = -9;
     pub const BAD_COPY_ARG: i16 = -10;
-    pub const ADDRESS_TOO_BIG: i16 = -11;
-    pub const EAGAIN: i16 = -12;
 }
 
 /// Grant frames a domU may have (xl's default `max_grant_frames` is 64).
@@ -188,7 +185,7 @@ fn map_one(vcpu: &Vcpu, op: &[u8; 32]) -> Result<u32, i16> {
     let host_addr = u64_at(op, 0);
     let flags = u32_at(op, 8);
     let gref = u32_at(op, 12);
-    if flags & GNTMAP_HOST_MAP == 0 || host_addr % FRAME_SIZE != 0 {
+    if flags & GNTMAP_HOST_MAP == 0 || !host_addr.is_multiple_of(FRAME_SIZE) {
         return Err(status::GENERAL_ERROR);
     }
     let granter = granter_domain(vcpu, u16_at(op, 16)).ok_or(status::BAD_DOMAIN)?;
@@ -291,7 +288,8 @@ fn copy_end(vcpu: &Vcpu, op: &[u8; 40], base: usize, by_gref: bool, write: bool)
             return Err(status::PERMISSION_DENIED);
         }
         let gfn = u64_at(op, base);
-        let page = domain.ram.translate(gfn.checked_mul(FRAME_SIZE).ok_or(status::BAD_PAGE)?).ok_or(status::BAD_PAGE)?;
+        let page =
+            domain.ram.translate(gfn.checked_mul(FRAME_SIZE).ok_or(status::BAD_PAGE)?).ok_or(status::BAD_PAGE)?;
         Ok(CopyEnd { domain, gref: None, page, offset })
     }
 }

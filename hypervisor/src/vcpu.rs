@@ -8,15 +8,15 @@ use crate::evtchn::{
     self,
     two_level::{PageView, VcpuInfoView, VCPU_INFO_PENDING_SEL, VCPU_INFO_SIZE, VCPU_INFO_UPCALL_PENDING},
 };
-use crate::sched;
-use crate::vlapic::VLapic;
-use crate::guest_access::{copy_from_guest, copy_to_guest};
-use alloc::vec::Vec;
 use crate::exit::{self, Action};
+use crate::guest_access::{copy_from_guest, copy_to_guest};
+use crate::sched;
 use crate::sched::SchedData;
 use crate::virt::{self, GuestRegs, HardwareVcpu, RFLAGS_IF};
+use crate::vlapic::VLapic;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
@@ -156,7 +156,8 @@ impl Vcpu {
     pub fn set_pvh_entry(&self, entry: u32, start_info: u32) {
         let mut exec = self.exec.lock();
         exec.hw.reset_to_pvh_entry_state();
-        exec.regs = GuestRegs { rip: u64::from(entry), rbx: u64::from(start_info), rflags: 0x2, ..GuestRegs::default() };
+        exec.regs =
+            GuestRegs { rip: u64::from(entry), rbx: u64::from(start_info), rflags: 0x2, ..GuestRegs::default() };
     }
 
     /// STARTUP IPI: real mode at `vector` << 12.
@@ -169,12 +170,6 @@ impl Vcpu {
     /// Asks a running vCPU to leave the CPU and go down (INIT).
     pub fn request_stop(&self) {
         self.stop_requested.store(true, Ordering::Release);
-    }
-
-    /// Runs `f` on the vCPU's execution state. Only for a vCPU that is not running (or
-    /// from the CPU running it, which already holds it: use the `Exec` it has instead).
-    pub fn with_exec<R>(&self, f: impl FnOnce(&mut Exec) -> R) -> R {
-        f(&mut self.exec.lock())
     }
 
     pub fn vcpu_info(&self) -> Option<VcpuInfoView> {

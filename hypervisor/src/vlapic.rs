@@ -350,8 +350,7 @@ impl VLapic {
     }
 
     pub fn has_deliverable(&self) -> bool {
-        self.svr & (1 << 8) != 0
-            && highest(&self.irr).is_some_and(|v| u32::from(v) & 0xf0 > self.ppr() & 0xf0)
+        self.svr & (1 << 8) != 0 && highest(&self.irr).is_some_and(|v| u32::from(v) & 0xf0 > self.ppr() & 0xf0)
     }
 
     /// INIT: back to the power-on state, waiting for a STARTUP IPI.

@@ -19,8 +19,6 @@ pub const DEFAULT_MAX_PORT: u32 = 1023;
 pub mod virq {
     pub const TIMER: u32 = 0;
     pub const DEBUG: u32 = 1;
-    pub const CONSOLE: u32 = 2;
-    pub const DOM_EXC: u32 = 3;
     pub const XENOPROF: u32 = 7;
     pub const XENPMU: u32 = 13;
     pub const NR: u32 = 24;
@@ -42,9 +40,16 @@ pub enum Service {
 pub enum Binding {
     Free,
     /// Allocated, waiting for `remote` to bind to it.
-    Unbound { remote: DomId },
-    Interdomain { remote: DomId, remote_port: u32 },
-    Virq { virq: u32 },
+    Unbound {
+        remote: DomId,
+    },
+    Interdomain {
+        remote: DomId,
+        remote_port: u32,
+    },
+    Virq {
+        virq: u32,
+    },
     Ipi,
     Hypervisor(Service),
 }

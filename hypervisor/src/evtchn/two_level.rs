@@ -13,7 +13,6 @@ pub const VCPU_INFO_SIZE: usize = 64;
 /// `struct vcpu_info`: upcall_pending u8 @0, upcall_mask u8 @1, pending_sel u64 @8,
 /// arch @16, time (vcpu_time_info) @32.
 pub const VCPU_INFO_UPCALL_PENDING: usize = 0;
-pub const VCPU_INFO_UPCALL_MASK: usize = 1;
 pub const VCPU_INFO_PENDING_SEL: usize = 8;
 pub const VCPU_INFO_TIME: usize = 32;
 /// Ports per selector bit on 64-bit guests.
@@ -30,7 +29,7 @@ pub struct PageView(pub u64);
 
 impl PageView {
     fn u64_at(self, offset: usize) -> &'static AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= 4096, "unaligned or out-of-page u64 at {offset:#x}");
+        assert!(offset.is_multiple_of(8) && offset + 8 <= 4096, "unaligned or out-of-page u64 at {offset:#x}");
         // SAFETY: the address lies in a live page owned by the domain (see the type's
         // contract), is 8-byte aligned, and the guest may only race with atomic accesses.
         unsafe { &*((self.0 + offset as u64) as *const AtomicU64) }
@@ -54,7 +53,8 @@ impl PageView {
         let word = self.u64_at(offset & !7);
         let shift = (offset & 7) * 8;
         let mask = 0xffff_ffffu64 << shift;
-        let _ = word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| Some((w & !mask) | (u64::from(value) << shift)));
+        let _ =
+            word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| Some((w & !mask) | (u64::from(value) << shift)));
     }
 
     pub fn write_u8(self, offset: usize, value: u8) {
@@ -116,11 +116,6 @@ impl EventBitmaps {
     pub fn clear_pending(self, port: u32) {
         let (w, b) = Self::word(port);
         self.0.u64_at(SHARED_INFO_PENDING + w).fetch_and(!b, Ordering::AcqRel);
-    }
-
-    pub fn set_masked(self, port: u32) {
-        let (w, b) = Self::word(port);
-        self.0.u64_at(SHARED_INFO_MASK + w).fetch_or(b, Ordering::AcqRel);
     }
 
     /// Marks `port` pending for `vcpu`; true if the vCPU's upcall flag went from clear to

@@ -115,7 +115,11 @@ pub fn emulate_lapic(vcpu: &Vcpu, exec: &mut Exec, gpa: u64) -> Action {
     let Some(mov) = fetched.and_then(|n| decode(&bytes[..n])) else {
         vcpu.domain.crash(
             "mmio",
-            format!("unsupported instruction {:02x?} accessing the local APIC at {gpa:#x} (RIP {:#x})", &bytes[..4], exec.regs.rip),
+            format!(
+                "unsupported instruction {:02x?} accessing the local APIC at {gpa:#x} (RIP {:#x})",
+                &bytes[..4],
+                exec.regs.rip
+            ),
         );
         return Action::Stop;
     };

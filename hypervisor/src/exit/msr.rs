@@ -5,8 +5,8 @@
 use super::cpuid::HYPERCALL_PAGE_MSR;
 use crate::arch::x86_64::time;
 use crate::hypercall;
-use crate::vlapic::{self, Effect, MSR_APIC_BASE, X2APIC_FIRST, X2APIC_LAST};
 use crate::vcpu::{Exec, Vcpu};
+use crate::vlapic::{self, Effect, MSR_APIC_BASE, X2APIC_FIRST, X2APIC_LAST};
 
 const IA32_TIME_STAMP_COUNTER: u32 = 0x10;
 const IA32_EFER: u32 = 0xc000_0080;

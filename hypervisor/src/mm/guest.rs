@@ -17,8 +17,8 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin::{Mutex, RwLock};
 use frame_alloc::FRAME_SIZE;
+use spin::{Mutex, RwLock};
 use x86_64::PhysAddr;
 
 const LARGE: u64 = 2 << 20;

@@ -315,7 +315,12 @@ pub fn field<F: Field>(f: F) -> F::Value {
 }
 
 fn unhandled(reason: ExitReason, basic: u16, qualification: u64, extra: u64) -> Handling {
-    Handling::Exit(VmExit::Unhandled { code: u64::from(basic), info1: qualification, info2: extra, what: reason.name() })
+    Handling::Exit(VmExit::Unhandled {
+        code: u64::from(basic),
+        info1: qualification,
+        info2: extra,
+        what: reason.name(),
+    })
 }
 
 /// Translates the exit that just happened (`basic` = bits 15:0 of the exit reason; entry

@@ -239,7 +239,9 @@ fn probe() -> Result<VmxCapabilities, &'static str> {
     }
     let feature_control = rdmsr(msr::IA32_FEATURE_CONTROL);
     if feature_control & FEATURE_CONTROL_LOCK != 0 && feature_control & FEATURE_CONTROL_VMXON_OUTSIDE_SMX == 0 {
-        return Err("VMX not available (disabled by the firmware: IA32_FEATURE_CONTROL is locked without VMXON outside SMX)");
+        return Err(
+            "VMX not available (disabled by the firmware: IA32_FEATURE_CONTROL is locked without VMXON outside SMX)",
+        );
     }
     let basic = rdmsr(msr::IA32_VMX_BASIC);
     if (basic >> BASIC_MEMORY_TYPE_SHIFT) & 0xf != MEMORY_TYPE_WB {
@@ -296,8 +298,8 @@ fn probe() -> Result<VmxCapabilities, &'static str> {
     if !primary_allowed.can_clear(forced_off.bits()) {
         return Err("VMX forces on a processor-based control the backend does not handle");
     }
-    let cr3_exiting = !primary_allowed
-        .can_clear((PrimaryControls::CR3_LOAD_EXITING | PrimaryControls::CR3_STORE_EXITING).bits());
+    let cr3_exiting =
+        !primary_allowed.can_clear((PrimaryControls::CR3_LOAD_EXITING | PrimaryControls::CR3_STORE_EXITING).bits());
 
     let secondary_allowed = Allowed::read(msr::IA32_VMX_PROCBASED_CTLS2);
     if !secondary_allowed.allows(SecondaryControls::ENABLE_EPT.bits()) {

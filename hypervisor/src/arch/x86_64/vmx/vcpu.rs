@@ -385,7 +385,9 @@ impl VmxVcpu {
     fn write_cr0(&mut self, value: u64, caps: &VmxCapabilities) -> Result<(), u8> {
         let old = self.cr0_view();
         let mut efer = self.read(Vmcs64::GuestEfer);
-        if value >> 32 != 0 || (value & CR0_PG != 0 && value & CR0_PE == 0) || (value & CR0_NW != 0 && value & CR0_CD == 0)
+        if value >> 32 != 0
+            || (value & CR0_PG != 0 && value & CR0_PE == 0)
+            || (value & CR0_NW != 0 && value & CR0_CD == 0)
         {
             return Err(GP_FAULT);
         }
@@ -446,10 +448,7 @@ impl VmxVcpu {
         let rflags = unsafe { vmx_world_switch(regs, u64::from(self.launched)) };
         if rflags != 0 {
             let error = VmxError::from_rflags(rflags).err().unwrap_or(VmxError::FailInvalid);
-            log::error!(
-                "{} failed: {error}",
-                if self.launched { "VMRESUME" } else { "VMLAUNCH" }
-            );
+            log::error!("{} failed: {error}", if self.launched { "VMRESUME" } else { "VMLAUNCH" });
             return Err(error.message());
         }
         self.event_pending = false;
@@ -481,7 +480,12 @@ fn set_long_mode_control(efer: u64) {
 }
 
 fn unhandled_cr(access: CrAccess) -> VmExit {
-    VmExit::Unhandled { code: 28, info1: access.0, info2: 0, what: "control-register access the backend does not emulate" }
+    VmExit::Unhandled {
+        code: 28,
+        info1: access.0,
+        info2: 0,
+        what: "control-register access the backend does not emulate",
+    }
 }
 
 /// The general register numbered `n` in VMX exit information (0 = RAX, 1 = RCX, 2 = RDX,
@@ -585,12 +589,60 @@ fn write_initial_state(caps: &VmxCapabilities, state: InitialState) {
         }
     };
     let segments = [
-        (Vmcs16::GuestCsSelector, Vmcs32::GuestCsLimit, Vmcs32::GuestCsAccessRights, VmcsNatural::GuestCsBase, cs, code, cs_base),
-        (Vmcs16::GuestDsSelector, Vmcs32::GuestDsLimit, Vmcs32::GuestDsAccessRights, VmcsNatural::GuestDsBase, ds, data, 0),
-        (Vmcs16::GuestEsSelector, Vmcs32::GuestEsLimit, Vmcs32::GuestEsAccessRights, VmcsNatural::GuestEsBase, ds, data, 0),
-        (Vmcs16::GuestSsSelector, Vmcs32::GuestSsLimit, Vmcs32::GuestSsAccessRights, VmcsNatural::GuestSsBase, ds, data, 0),
-        (Vmcs16::GuestFsSelector, Vmcs32::GuestFsLimit, Vmcs32::GuestFsAccessRights, VmcsNatural::GuestFsBase, ds, data, 0),
-        (Vmcs16::GuestGsSelector, Vmcs32::GuestGsLimit, Vmcs32::GuestGsAccessRights, VmcsNatural::GuestGsBase, ds, data, 0),
+        (
+            Vmcs16::GuestCsSelector,
+            Vmcs32::GuestCsLimit,
+            Vmcs32::GuestCsAccessRights,
+            VmcsNatural::GuestCsBase,
+            cs,
+            code,
+            cs_base,
+        ),
+        (
+            Vmcs16::GuestDsSelector,
+            Vmcs32::GuestDsLimit,
+            Vmcs32::GuestDsAccessRights,
+            VmcsNatural::GuestDsBase,
+            ds,
+            data,
+            0,
+        ),
+        (
+            Vmcs16::GuestEsSelector,
+            Vmcs32::GuestEsLimit,
+            Vmcs32::GuestEsAccessRights,
+            VmcsNatural::GuestEsBase,
+            ds,
+            data,
+            0,
+        ),
+        (
+            Vmcs16::GuestSsSelector,
+            Vmcs32::GuestSsLimit,
+            Vmcs32::GuestSsAccessRights,
+            VmcsNatural::GuestSsBase,
+            ds,
+            data,
+            0,
+        ),
+        (
+            Vmcs16::GuestFsSelector,
+            Vmcs32::GuestFsLimit,
+            Vmcs32::GuestFsAccessRights,
+            VmcsNatural::GuestFsBase,
+            ds,
+            data,
+            0,
+        ),
+        (
+            Vmcs16::GuestGsSelector,
+            Vmcs32::GuestGsLimit,
+            Vmcs32::GuestGsAccessRights,
+            VmcsNatural::GuestGsBase,
+            ds,
+            data,
+            0,
+        ),
     ];
     for (selector, limit_field, rights, base, value, ar, base_value) in segments {
         set(selector, value);

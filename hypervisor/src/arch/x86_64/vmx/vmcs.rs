@@ -290,7 +290,9 @@ impl VmxError {
         if rflags & CF != 0 {
             Err(VmxError::FailInvalid)
         } else if rflags & ZF != 0 {
-            Err(VmxError::FailValid(InstructionError(vmread_raw(Vmcs32::VmInstructionError.encoding()).unwrap_or(0) as u32)))
+            Err(VmxError::FailValid(InstructionError(
+                vmread_raw(Vmcs32::VmInstructionError.encoding()).unwrap_or(0) as u32
+            )))
         } else {
             Ok(())
         }
