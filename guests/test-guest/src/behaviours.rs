@@ -13,6 +13,12 @@
 use test_guest::abi::*;
 use test_guest::cmdline::Behaviour;
 use test_guest::start_info;
+use xen_abi::cpuid::{
+    XEN_CPUID_FIRST_LEAF, XEN_CPUID_SIGNATURE, XEN_HVM_CPUID_DOMID_PRESENT, XEN_HVM_CPUID_VCPU_ID_PRESENT,
+};
+use xen_abi::errno::ENOSYS;
+use xen_abi::hvm::{callback_via_vector, HVM_PARAM_CALLBACK_IRQ};
+use xen_abi::xen::DOMID_SELF;
 
 use crate::console::Sink;
 use crate::traps::CALLBACK_VECTOR;
@@ -87,20 +93,20 @@ fn cpuid() -> ! {
         "signature",
         sig_ok && max_leaf == XEN_CPUID_MAX_LEAF,
         format_args!(
-            "leaf={XEN_CPUID_BASE:#x} max_leaf={max_leaf:#x} expected_max_leaf={XEN_CPUID_MAX_LEAF:#x} \
+            "leaf={XEN_CPUID_FIRST_LEAF:#x} max_leaf={max_leaf:#x} expected_max_leaf={XEN_CPUID_MAX_LEAF:#x} \
              signature_ok={sig_ok} text={}",
             sig_text.trim_matches('\0')
         ),
     );
 
-    let version = arch::cpuid(XEN_CPUID_BASE + 1, 0).eax;
+    let version = arch::cpuid(XEN_CPUID_VERSION_LEAF, 0).eax;
     c.check(
         "version",
         version == XEN_VERSION_4_17,
         format_args!("eax={version:#010x} expected={XEN_VERSION_4_17:#010x}"),
     );
 
-    let leaf2 = arch::cpuid(XEN_CPUID_BASE + 2, 0);
+    let leaf2 = arch::cpuid(XEN_CPUID_HYPERCALL_LEAF, 0);
     c.check(
         "hypercall_page",
         leaf2.eax == 1 && leaf2.ebx == XEN_HYPERCALL_PAGE_MSR,
@@ -218,10 +224,14 @@ fn unhandled() -> ! {
 }
 
 fn timer() -> ! {
+    // As a Xen guest does: shared_info mapped, the timer VIRQ bound to a port, upcalls on
+    // the callback vector; each expiry of set_timer_op raises VIRQ_TIMER.
+    let map_rc = xen::map_shared_info();
+    let port = xen::bind_virq(xen_abi::xen::VIRQ_TIMER, 0);
     let rc = xen::hvm_set_param(HVM_PARAM_CALLBACK_IRQ, callback_via_vector(CALLBACK_VECTOR));
-    println!("GUEST timer callback_vector={CALLBACK_VECTOR:#x} set_param_rc={rc}");
-    if rc != 0 {
-        println!("GUEST timer wakeups=0 min_elapsed_us=0 error=set_param");
+    println!("GUEST timer callback_vector={CALLBACK_VECTOR:#x} set_param_rc={rc} shared_info_rc={map_rc} timer_port={port:?}");
+    if rc != 0 || map_rc != 0 || port.is_err() {
+        println!("GUEST timer wakeups=0 min_elapsed_us=0 error=setup");
         finish(false)
     }
     let mut wakeups = 0u64;

@@ -1,6 +1,7 @@
 //! The hardware-free part of Ferrovisor's test guest, host-tested with `cargo test`:
-//! Xen ABI constants, the guest command line, `hvm_start_info` and its memory map,
-//! pvclock time scaling and a fixed-size line buffer.
+//! what the guest expects of the hypervisor, the guest command line, reading `hvm_start_info`
+//! and its memory map, pvclock time scaling and a fixed-size line buffer. Xen's constants and
+//! structures come from the `xen_abi` crate.
 //!
 //! The kernel itself is the `test-guest` binary (`src/main.rs`), a `no_std` PVH guest for
 //! `x86_64-unknown-none`; see its documentation for the behaviours `test=NAME` selects.

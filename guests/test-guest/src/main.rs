@@ -28,7 +28,9 @@ use core::panic::PanicInfo;
 
 use test_guest::abi::ShutdownReason;
 use test_guest::cmdline::{Behaviour, Cmdline, ConsoleKind};
-use test_guest::start_info::{self, MemmapEntry, StartInfo, MEMMAP_ENTRY_SIZE, START_INFO_SIZE, START_INFO_V0_SIZE};
+use test_guest::start_info;
+use xen_abi::start_info::{HvmMemmapTableEntry, HvmStartInfo, HVM_START_INFO_V0_SIZE};
+use xen_abi::XenStruct;
 
 core::arch::global_asm!(include_str!("boot.S"));
 
@@ -41,18 +43,18 @@ pub const MEMMAP_MAX: usize = 64;
 #[derive(Debug)]
 pub struct BootInfo {
     /// The parsed `hvm_start_info`.
-    pub start_info: StartInfo,
+    pub start_info: HvmStartInfo,
     /// The command line (empty if none or not UTF-8).
     pub cmdline: &'static str,
     /// The memory map (`memmap_len` entries are valid).
-    pub memmap: [MemmapEntry; MEMMAP_MAX],
+    pub memmap: [HvmMemmapTableEntry; MEMMAP_MAX],
     /// Valid entries of `memmap`.
     pub memmap_len: usize,
 }
 
 impl BootInfo {
     /// The valid memory map entries.
-    pub fn memmap(&self) -> &[MemmapEntry] {
+    pub fn memmap(&self) -> &[HvmMemmapTableEntry] {
         &self.memmap[..self.memmap_len]
     }
 }
@@ -92,13 +94,13 @@ unsafe fn phys_c_str(paddr: u64) -> &'static [u8] {
 fn read_boot_info(start_info_paddr: u64) -> BootInfo {
     // SAFETY: the PVH ABI passes the address of the start info in ebx; its first 40 bytes
     // (version 0) exist in every version.
-    let head = unsafe { phys_bytes(start_info_paddr, START_INFO_V0_SIZE) };
+    let head = unsafe { phys_bytes(start_info_paddr, HVM_START_INFO_V0_SIZE) };
     let version = head.get(4..8).map_or(0, |v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
-    let size = if version >= 1 { START_INFO_SIZE } else { START_INFO_V0_SIZE };
-    // SAFETY: version 1 and later structures are START_INFO_SIZE bytes long, version 0 ones
-    // START_INFO_V0_SIZE.
+    let size = if version >= 1 { HvmStartInfo::SIZE } else { HVM_START_INFO_V0_SIZE };
+    // SAFETY: version 1 and later structures are HvmStartInfo::SIZE bytes long, version 0 ones
+    // HVM_START_INFO_V0_SIZE.
     let bytes = unsafe { phys_bytes(start_info_paddr, size) };
-    let si = match StartInfo::parse(bytes) {
+    let si = match start_info::parse(bytes) {
         Ok(si) => si,
         Err(e) => {
             println!("GUEST error unusable hvm_start_info at {start_info_paddr:#x}: {e:?}");
@@ -114,13 +116,13 @@ fn read_boot_info(start_info_paddr: u64) -> BootInfo {
             ""
         }
     };
-    let mut memmap = [MemmapEntry::default(); MEMMAP_MAX];
+    let mut memmap = [HvmMemmapTableEntry::default(); MEMMAP_MAX];
     let memmap_len = (si.memmap_entries as usize).min(MEMMAP_MAX);
     if si.memmap_paddr != 0 && memmap_len > 0 {
         // SAFETY: the loader put `memmap_entries` entries at memmap_paddr.
-        let bytes = unsafe { phys_bytes(si.memmap_paddr, memmap_len * MEMMAP_ENTRY_SIZE) };
-        for (slot, chunk) in memmap.iter_mut().zip(bytes.chunks_exact(MEMMAP_ENTRY_SIZE)) {
-            *slot = MemmapEntry::parse(chunk).unwrap_or_default();
+        let bytes = unsafe { phys_bytes(si.memmap_paddr, memmap_len * HvmMemmapTableEntry::SIZE) };
+        for (slot, chunk) in memmap.iter_mut().zip(bytes.chunks_exact(HvmMemmapTableEntry::SIZE)) {
+            *slot = HvmMemmapTableEntry::read_from(chunk).unwrap_or_default();
         }
     }
     BootInfo { start_info: si, cmdline, memmap, memmap_len }

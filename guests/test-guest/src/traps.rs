@@ -215,6 +215,7 @@ fn exception_name(vector: u64) -> &'static str {
 extern "C" fn dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector;
     if vector == u64::from(CALLBACK_VECTOR) {
+        xen::ack_events();
         UPCALLS.fetch_add(1, Ordering::SeqCst);
         return;
     }

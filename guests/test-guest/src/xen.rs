@@ -8,8 +8,21 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
-use test_guest::abi::*;
+use test_guest::abi::{ShutdownReason, XEN_CPUID_HVM_LEAF, XEN_CPUID_TIME_LEAF};
 use test_guest::pvclock::TimeScale;
+use xen_abi::console::CONSOLEIO_WRITE;
+use xen_abi::cpuid::{
+    XEN_CPUID_FIRST_LEAF, XEN_CPUID_SIGNATURE, XEN_HVM_CPUID_DOMID_PRESENT, XEN_HVM_CPUID_VCPU_ID_PRESENT,
+};
+use xen_abi::errno::ENOSYS;
+use xen_abi::event_channel::{EvtchnBindVirq, EVTCHNOP_BIND_VIRQ};
+use xen_abi::hvm::{XenHvmParam, HVMOP_SET_PARAM};
+use xen_abi::memory::{XenAddToPhysmap, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP};
+use xen_abi::sched::{SchedShutdown, SCHEDOP_SHUTDOWN};
+use xen_abi::xen::{
+    DOMID_SELF, HYPERVISOR_CONSOLE_IO, HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_HVM_OP, HYPERVISOR_MEMORY_OP,
+    HYPERVISOR_SCHED_OP, HYPERVISOR_SET_TIMER_OP,
+};
 
 use crate::arch;
 
@@ -54,7 +67,7 @@ pub fn init() {
 
 /// `eax` and the 12 signature bytes of leaf 0x4000_0000.
 pub fn signature() -> (u32, [u8; 12]) {
-    let r = arch::cpuid(XEN_CPUID_BASE, 0);
+    let r = arch::cpuid(XEN_CPUID_FIRST_LEAF, 0);
     let mut s = [0u8; 12];
     s[..4].copy_from_slice(&r.ebx.to_le_bytes());
     s[4..8].copy_from_slice(&r.ecx.to_le_bytes());
@@ -185,4 +198,60 @@ pub fn shutdown(reason: ShutdownReason) -> ! {
         arch::outb(DEBUG_EXIT_PORT, value);
     }
     arch::halt_forever()
+}
+
+/// The page shared_info is mapped at (the guest is identity-mapped: address = frame << 12).
+#[repr(C, align(4096))]
+struct SharedInfoPage(core::cell::UnsafeCell<[u8; 4096]>);
+
+// SAFETY: the page is only accessed through atomics once Xen shares it with the guest.
+unsafe impl Sync for SharedInfoPage {}
+
+static SHARED_INFO: SharedInfoPage = SharedInfoPage(core::cell::UnsafeCell::new([0; 4096]));
+static SHARED_INFO_MAPPED: AtomicBool = AtomicBool::new(false);
+
+/// `XENMEM_add_to_physmap(XENMAPSPACE_shared_info)` onto [`SHARED_INFO`]'s frame.
+pub fn map_shared_info() -> i64 {
+    let gpfn = SHARED_INFO.0.get() as u64 >> 12;
+    let arg = XenAddToPhysmap { domid: DOMID_SELF, size: 0, space: XENMAPSPACE_SHARED_INFO, idx: 0, gpfn };
+    let rc = hypercall(HYPERVISOR_MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &arg as *const XenAddToPhysmap as u64, 0, 0, 0);
+    if rc == 0 {
+        SHARED_INFO_MAPPED.store(true, Ordering::Release);
+    }
+    rc
+}
+
+/// `EVTCHNOP_bind_virq`: the port `virq` of `vcpu` arrives on, or the error.
+pub fn bind_virq(virq: u32, vcpu: u32) -> Result<u32, i64> {
+    let mut arg = EvtchnBindVirq { virq, vcpu, port: 0 };
+    let rc =
+        hypercall(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_BIND_VIRQ, &mut arg as *mut EvtchnBindVirq as u64, 0, 0, 0);
+    if rc == 0 {
+        Ok(arg.port)
+    } else {
+        Err(rc)
+    }
+}
+
+fn shared_word(offset: usize) -> &'static AtomicU64 {
+    // SAFETY: `offset` is an 8-byte aligned offset inside the shared_info page, which lives
+    // for the guest's lifetime; Xen and the guest only touch it atomically.
+    unsafe { &*((SHARED_INFO.0.get() as *mut u8).add(offset) as *const AtomicU64) }
+}
+
+/// Acknowledges pending events the 2-level way (vCPU 0's vcpu_info in shared_info):
+/// clears the upcall flag, then takes the selector and each selected pending word.
+/// Returns how many ports were pending.
+pub fn ack_events() -> u32 {
+    if !SHARED_INFO_MAPPED.load(Ordering::Acquire) {
+        return 0;
+    }
+    // evtchn_upcall_pending is the first byte of vcpu_info[0]; clear just that byte.
+    shared_word(0).fetch_and(!0xff, Ordering::AcqRel);
+    let selector = shared_word(8).swap(0, Ordering::AcqRel);
+    let mut ports = 0;
+    for word in (0..64).filter(|w| selector & (1 << w) != 0) {
+        ports += shared_word(2048 + word * 8).swap(0, Ordering::AcqRel).count_ones();
+    }
+    ports
 }
