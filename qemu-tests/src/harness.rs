@@ -48,6 +48,12 @@ pub enum Outcome {
     Signaled,
     /// The timeout passed; QEMU was killed.
     TimedOut,
+    /// The serial log did not grow for the stall timeout ([`Vm::stall_timeout_secs`]); QEMU
+    /// was killed.
+    Stalled,
+    /// Bochs quit with this status (always 1, whatever happened): the run is judged by the
+    /// hypervisor's `FERROVISOR STOP outcome=` line ([`crate::bochs`]).
+    BochsExited(i32),
 }
 
 /// One QEMU run to make: the machine plus a name and a timeout.
@@ -57,6 +63,7 @@ pub struct Vm {
     dir: PathBuf,
     config: QemuConfig,
     timeout: Duration,
+    stall: Option<Duration>,
 }
 
 impl Vm {
@@ -109,7 +116,7 @@ impl Vm {
         config.smp = 1;
         config.accel = crate::accel();
         config.console = Console::Captured;
-        Vm { name: name.to_owned(), dir, config, timeout: Duration::from_secs(60) }
+        Vm { name: name.to_owned(), dir, config, timeout: Duration::from_secs(60), stall: None }
     }
 
     /// The run's directory.
@@ -144,9 +151,24 @@ impl Vm {
         self
     }
 
+    /// Deterministic instruction counting ([`QemuConfig::icount`]: single-threaded TCG with
+    /// `-icount`), whatever `FERROVISOR_ACCEL` says.
+    pub fn icount(mut self) -> Vm {
+        self.config.accel = Accel::Tcg;
+        self.config.icount = true;
+        self
+    }
+
     /// The timeout in seconds before `FERROVISOR_TIMEOUT_SCALE` is applied.
     pub fn timeout_secs(mut self, secs: u64) -> Vm {
         self.timeout = Duration::from_secs(secs);
+        self
+    }
+
+    /// Also end the run (as [`Outcome::Stalled`]) once the serial log has not grown for
+    /// `secs` seconds (scaled like the timeout): a hung guest fails fast under a long timeout.
+    pub fn stall_timeout_secs(mut self, secs: u64) -> Vm {
+        self.stall = Some(Duration::from_secs(secs));
         self
     }
 
@@ -164,6 +186,7 @@ impl Vm {
     /// Boots, waits for QEMU to exit or the timeout, and returns what happened.
     pub fn run(self) -> RunResult {
         let timeout = self.timeout.mul_f64(crate::timeout_scale());
+        let stall = self.stall.map(|s| s.mul_f64(crate::timeout_scale()));
         let serial_path = self.dir.join("serial.log");
         let stderr_path = self.dir.join("qemu-stderr.log");
         let command_line = self.config.command_line();
@@ -184,6 +207,7 @@ impl Vm {
                 )
             });
         let mut guard = KillOnDrop(child);
+        let (mut serial_len, mut grew_at) = (0u64, Instant::now());
         let outcome = loop {
             match guard.0.try_wait() {
                 Ok(Some(status)) => break status.code().map_or(Outcome::Signaled, Outcome::Exited),
@@ -192,15 +216,37 @@ impl Vm {
                     let _ = guard.0.wait();
                     break Outcome::TimedOut;
                 }
-                Ok(None) => thread::sleep(Duration::from_millis(25)),
+                Ok(None) if stall.is_some_and(|s| grew_at.elapsed() >= s) => {
+                    let _ = guard.0.kill();
+                    let _ = guard.0.wait();
+                    break Outcome::Stalled;
+                }
+                Ok(None) => {
+                    thread::sleep(Duration::from_millis(25));
+                    if stall.is_some() {
+                        let len = fs::metadata(&serial_path).map_or(0, |m| m.len());
+                        if len != serial_len {
+                            (serial_len, grew_at) = (len, Instant::now());
+                        }
+                    }
+                }
                 Err(e) => panic!("[{}] waiting for QEMU: {e}", self.name),
             }
         };
         let elapsed = start.elapsed();
         let serial = String::from_utf8_lossy(&fs::read(&serial_path).unwrap_or_default()).into_owned();
         let qemu_stderr = String::from_utf8_lossy(&fs::read(&stderr_path).unwrap_or_default()).into_owned();
-        let result =
-            RunResult { name: self.name, dir: self.dir, outcome, serial, qemu_stderr, command_line, elapsed, timeout };
+        let result = RunResult {
+            name: self.name,
+            dir: self.dir,
+            outcome,
+            serial,
+            qemu_stderr,
+            command_line,
+            elapsed,
+            timeout,
+            stall,
+        };
         eprintln!(
             "[{}] {} after {:.1} s (log: {})",
             result.name,
@@ -243,6 +289,8 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// The (scaled) timeout that applied.
     pub timeout: Duration,
+    /// The (scaled) stall timeout that applied, if any.
+    pub stall: Option<Duration>,
 }
 
 impl RunResult {
@@ -260,7 +308,21 @@ impl RunResult {
             Outcome::Exited(s) => format!("exit status {s}: {}", qemu::describe_exit_status(s)),
             Outcome::Signaled => "QEMU was killed by a signal".into(),
             Outcome::TimedOut => format!("TIMEOUT: still running after {:.1} s, killed", self.timeout.as_secs_f64()),
+            Outcome::Stalled => format!(
+                "STALLED: no serial output for {:.0} s (after {:.1} s), killed",
+                self.stall.unwrap_or_default().as_secs_f64(),
+                self.elapsed.as_secs_f64()
+            ),
+            Outcome::BochsExited(s) => match crate::bochs::stop_outcome(&self.serial) {
+                Some(o) => format!("Bochs quit (status {s}) after the hypervisor printed `FERROVISOR STOP outcome={o}`"),
+                None => format!("Bochs quit (status {s}) without a `FERROVISOR STOP` line (see the Bochs log)"),
+            },
         }
+    }
+
+    /// The outcome the hypervisor printed on its last line (`FERROVISOR STOP outcome=`).
+    pub fn stop_outcome(&self) -> Option<&str> {
+        crate::bochs::stop_outcome(&self.serial)
     }
 
     /// Panics with `msg` (the drop handler adds the log tail and command).
@@ -289,16 +351,31 @@ impl RunResult {
         }
     }
 
-    /// Asserts exit status 33: the hypervisor reported success.
+    /// Asserts that the hypervisor reported success: QEMU exit status 33, or under Bochs
+    /// the line `FERROVISOR STOP outcome=success`.
     #[track_caller]
     pub fn assert_success(&self) {
-        self.assert_exit(qemu::EXIT_SUCCESS);
+        match self.outcome {
+            Outcome::BochsExited(_) => self.assert_stop_outcome("success"),
+            _ => self.assert_exit(qemu::EXIT_SUCCESS),
+        }
     }
 
-    /// Asserts exit status 35: the hypervisor reported failure.
+    /// Asserts that the hypervisor reported failure: QEMU exit status 35, or under Bochs
+    /// the line `FERROVISOR STOP outcome=failure`.
     #[track_caller]
     pub fn assert_failure(&self) {
-        self.assert_exit(qemu::EXIT_FAILURE);
+        match self.outcome {
+            Outcome::BochsExited(_) => self.assert_stop_outcome("failure"),
+            _ => self.assert_exit(qemu::EXIT_FAILURE),
+        }
+    }
+
+    #[track_caller]
+    fn assert_stop_outcome(&self, expected: &str) {
+        if self.stop_outcome() != Some(expected) {
+            self.fail(format!("expected `FERROVISOR STOP outcome={expected}`, got: {}", self.outcome_text()));
+        }
     }
 
     /// Every `SELFTEST` line.
@@ -408,7 +485,7 @@ impl RunResult {
     /// The report printed when a test fails.
     pub fn report(&self) -> String {
         let mut r = format!(
-            "---- {}: {} after {:.1} s\n---- QEMU command line:\n{}\n",
+            "---- {}: {} after {:.1} s\n---- command line:\n{}\n",
             self.name,
             self.outcome_text(),
             self.elapsed.as_secs_f64(),
@@ -416,7 +493,7 @@ impl RunResult {
         );
         let stderr = self.qemu_stderr.trim();
         if !stderr.is_empty() {
-            r.push_str(&format!("---- QEMU stderr:\n{stderr}\n"));
+            r.push_str(&format!("---- emulator stderr:\n{stderr}\n"));
         }
         r.push_str(&format!(
             "---- last {TAIL_LINES} lines of the serial log ({}):\n",

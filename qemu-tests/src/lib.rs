@@ -23,19 +23,27 @@
 //! | `FERROVISOR_TIMEOUT_SCALE` | multiplies every timeout (default 1; e.g. 3 on a slow host) |
 //! | `FERROVISOR_QEMU` | the QEMU binary (default `qemu-system-x86_64`) |
 //! | `FERROVISOR_OVMF_CODE`, `FERROVISOR_OVMF_VARS` | UEFI firmware (default Debian's `ovmf` 4M files) |
+//! | `FERROVISOR_LINUX_VMLINUX` | Debian's kernel as an ELF vmlinux (required by the Linux tests, [`linux`]) |
+//! | `FERROVISOR_BUSYBOX` | Debian's static busybox, for the Linux tests' initramfs ([`initramfs`]) |
+//! | `FERROVISOR_LINUX_INITRD` | the default initramfs `cargo xtask linux` built (informational) |
+//! | `FERROVISOR_LINUX_FETCH_ERROR` | set by xtask when fetching the kernel failed; the Linux tests fail with it |
 
+pub mod bochs;
 pub mod checks;
 pub mod domain;
 pub mod domain_log;
 pub mod harness;
 pub mod image;
+pub mod initramfs;
 pub mod iso;
+pub mod linux;
 pub mod qemu;
 pub mod selftest;
 pub mod util;
 
 use std::path::{Path, PathBuf};
 
+pub use bochs::BochsVm;
 pub use domain::DomainSpec;
 pub use domain_log::{ConsoleLine, DomainReport, DomainsDone};
 pub use harness::{Outcome, RunResult, Vm};

@@ -7,6 +7,8 @@
 //! `-cdrom ISO` (GRUB; SeaBIOS, or OVMF through two pflash drives), then the
 //! console: interactive (`-nographic -serial mon:stdio`) or captured
 //! (`-display none -serial stdio -monitor none`, stdout redirected to a file).
+//! Benchmarks add `-accel tcg,thread=single -icount shift=0,align=off,sleep=off`
+//! ([`QemuConfig::icount`]).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -21,6 +23,10 @@ pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
 pub const DEFAULT_OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 /// Debian's UEFI variable store template (copied per run: it is written to).
 pub const DEFAULT_OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// `-icount` options of [`QemuConfig::icount`]: one instruction per virtual nanosecond, no
+/// pacing to the host clock, idle time skipped.
+pub const ICOUNT_ARGS: &str = "shift=0,align=off,sleep=off";
 
 /// Value the hypervisor writes to the isa-debug-exit port on success.
 pub const DEBUG_EXIT_SUCCESS_VALUE: u32 = 0x10;
@@ -204,6 +210,10 @@ pub struct QemuConfig {
     pub cpu: Option<String>,
     /// Console mode.
     pub console: Console,
+    /// Deterministic instruction counting for benchmarks (TCG only): `-accel tcg,thread=single`
+    /// and `-icount` [`ICOUNT_ARGS`], so guest time (TSC, timers) advances by one nanosecond
+    /// per instruction executed and skips idle periods at once.
+    pub icount: bool,
     /// Extra arguments appended last.
     pub extra_args: Vec<OsString>,
 }
@@ -220,6 +230,7 @@ impl QemuConfig {
             accel: Accel::Tcg,
             cpu: None,
             console: Console::Captured,
+            icount: false,
             extra_args: Vec::new(),
         }
     }
@@ -231,10 +242,18 @@ impl QemuConfig {
         push("-machine");
         push("q35");
         let [accel_opt, accel, cpu_opt, default_cpu] = self.accel.args();
-        for s in [accel_opt, accel, cpu_opt] {
-            push(s);
+        push(accel_opt);
+        if self.icount {
+            push("tcg,thread=single");
+        } else {
+            push(accel);
         }
-        push(self.cpu.as_deref().unwrap_or(default_cpu));
+        push(cpu_opt);
+        push(self.cpu.as_deref().unwrap_or(if self.icount { Accel::Tcg.default_cpu() } else { default_cpu }));
+        if self.icount {
+            push("-icount");
+            push(ICOUNT_ARGS);
+        }
         push("-smp");
         push(&self.smp.to_string());
         push("-m");
@@ -357,6 +376,19 @@ mod tests {
         let joined = strs(&c).join(" ");
         assert!(joined.contains("-accel tcg -cpu qemu64,-svm -smp"), "{joined}");
         assert_eq!(Accel::Kvm.default_cpu(), "host");
+    }
+
+    #[test]
+    fn icount_is_single_threaded_tcg() {
+        let mut c = QemuConfig::new(Boot::Cdrom { iso: "/x.iso".into(), firmware: Firmware::Bios });
+        c.accel = Accel::Kvm;
+        c.icount = true;
+        let joined = strs(&c).join(" ");
+        assert!(
+            joined
+                .starts_with("-machine q35 -accel tcg,thread=single -cpu max -icount shift=0,align=off,sleep=off -smp"),
+            "{joined}"
+        );
     }
 
     #[test]

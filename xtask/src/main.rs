@@ -6,11 +6,14 @@
 //!                 [--accel tcg|kvm] [--selftest NAME]
 //!                 [--domain KERNEL[,OPTIONS]]... [--exit-when-idle] [-- QEMU ARGS...]
 //! cargo xtask iso [--cmdline STR] [--domain KERNEL[,OPTIONS]]... [--exit-when-idle]
-//! cargo xtask test [--accel tcg|kvm] [-- TEST FILTER/ARGS...]
-//! cargo xtask bench
+//! cargo xtask test [--accel tcg|kvm] [--qemu-only] [-- TEST FILTER/ARGS...]
+//! cargo xtask linux [--refresh]
+//! cargo xtask bench [--runs N] [--no-linux]
 //! ```
 
+mod bench;
 mod cli;
+mod linux;
 mod prereq;
 mod test;
 mod util;
@@ -47,23 +50,35 @@ Commands:
                                [,cpus=LIST][,name=NAME][,cmdline=STR]
                          cmdline= comes last and takes the rest, commas included;
                          cpus=0,2-3 lists CPUs. KERNEL `test-guest` builds and uses
-                         guests/test-guest (e.g. --domain test-guest,cmdline=test=hello).
+                         guests/test-guest (e.g. --domain test-guest,cmdline=test=hello);
+                         KERNEL `linux` is Debian's kernel (fetched as by `linux`), and
+                         initrd=default the default initramfs. Linux needs memory=256
+                         or more and --memory 1G or more, e.g.
+                         --memory 2G --smp 2 --domain 'linux,initrd=default,memory=512,
+                         vcpus=2,cmdline=console=hvc0 earlyprintk=xen'
       --exit-when-idle   add exit-when-idle to the hypervisor command line: QEMU exits
                          with success (33) once every domain has shut down, failure
                          (35) if any crashed
   iso [--cmdline STR] [--domain SPEC]... [--exit-when-idle]
                        Build target/ferrovisor.iso (GRUB, BIOS + UEFI) and print its path.
-  test [--accel tcg|kvm] [-- ARGS...]
+  test [--accel tcg|kvm] [--qemu-only] [-- ARGS...]
                        What CI runs: prerequisites, host unit tests, clippy, both
-                       images, then the QEMU tests (ARGS go to their test binaries,
-                       e.g. a test name filter). Ends with a summary.
-  bench                Benchmarks (none yet).
+                       images, Debian's kernel (as `linux`), then the QEMU tests (ARGS
+                       go to their test binaries, e.g. a test name filter). Ends with
+                       a summary. --qemu-only skips the host unit tests and clippy.
+  linux [--refresh]    Fetch Debian's linux-image-amd64 kernel (ELF vmlinux) and
+                       busybox-static with apt-get (cached in target/linux/; --refresh
+                       fetches again), build the default initramfs, print the paths.
+  bench [--runs N] [--no-linux]
+                       Deterministic benchmarks (-icount): Linux under Ferrovisor vs.
+                       booted directly, and the self-test image's selftest=bench
+                       figures, each next to its baseline. --runs N repeats each run.
   help                 This text.
 
 Prerequisites are installed with apt-get when running as root (else the exact
 sudo command is printed): the x86_64-unknown-none target (rustup), QEMU
 (qemu-system-x86), GRUB ISO tools (grub-common grub-pc-bin grub-efi-amd64-bin
-xorriso mtools) and OVMF (ovmf), each only where the command needs it.
+xorriso mtools), OVMF (ovmf) and xz-utils, each only where the command needs it.
 ";
 
 /// The default hypervisor command line of `run` and `iso`.
@@ -72,6 +87,10 @@ const DEFAULT_CMDLINE: &str = "loglvl=info";
 const EXIT_WHEN_IDLE: &str = "exit-when-idle";
 /// `--domain` kernel name meaning "the test guest, built now".
 const TEST_GUEST_KERNEL: &str = "test-guest";
+/// `--domain` kernel name meaning "Debian's kernel, fetched (or from the cache)".
+const LINUX_KERNEL: &str = "linux";
+/// `--domain ...,initrd=default`: the default initramfs of `cargo xtask linux`.
+const DEFAULT_INITRD: &str = "default";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -94,11 +113,8 @@ fn dispatch(args: &[String]) -> Result<ExitCode, String> {
         "run" => run(rest),
         "iso" => iso(rest),
         "test" => test::test(rest),
-        "bench" => {
-            cli::parse(rest, &[], &[])?;
-            println!("no benchmarks yet (the first arrive with the Xen PV ABI issue)");
-            Ok(ExitCode::SUCCESS)
-        }
+        "bench" => bench::bench(rest),
+        "linux" | "fetch-linux" => linux::command(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -132,6 +148,26 @@ fn domain_modules(domains: &mut [DomainSpec]) -> Result<Vec<Module>, String> {
             d.kernel = guest.clone();
         }
     }
+    let wants_linux = |d: &DomainSpec| {
+        d.kernel.as_os_str() == LINUX_KERNEL || d.initrd.as_ref().is_some_and(|i| i.as_os_str() == DEFAULT_INITRD)
+    };
+    if domains.iter().any(wants_linux) {
+        let g = linux::fetch(false)?;
+        for d in domains.iter_mut() {
+            if d.kernel.as_os_str() == LINUX_KERNEL {
+                d.kernel = g.vmlinux.clone();
+                if d.memory_mib.is_none_or(|m| m < 256) {
+                    eprintln!(
+                        "note: Debian's vmlinux is {} MiB; give its domain memory=256 or more",
+                        fs_size_mib(&g.vmlinux)
+                    );
+                }
+            }
+            if d.initrd.as_ref().is_some_and(|i| i.as_os_str() == DEFAULT_INITRD) {
+                d.initrd = Some(g.initrd.clone());
+            }
+        }
+    }
     for d in domains.iter_mut() {
         d.kernel = std::path::absolute(&d.kernel).map_err(|e| format!("{}: {e}", d.kernel.display()))?;
         if let Some(initrd) = &mut d.initrd {
@@ -143,6 +179,10 @@ fn domain_modules(domains: &mut [DomainSpec]) -> Result<Vec<Module>, String> {
         println!("    module {} {}", m.file.display(), m.cmdline);
     }
     Ok(modules)
+}
+
+fn fs_size_mib(p: &Path) -> u64 {
+    std::fs::metadata(p).map_or(0, |m| m.len() >> 20)
 }
 
 /// `cmdline` with `exit-when-idle` appended if asked for.
@@ -187,9 +227,17 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         &["iso", "uefi", "exit-when-idle"],
     )?;
     let smp = opts.value("smp").map_or(Ok(4), cli::parse_smp)?;
-    let memory = opts.value("memory").map_or(Ok("512M".to_owned()), cli::parse_memory)?;
     let requested = opts.value("accel").map_or(Ok(Accel::Tcg), Accel::parse)?;
     let mut domains = parse_domains(&opts)?;
+    let memory = match opts.value("memory") {
+        Some(m) => cli::parse_memory(m)?,
+        // Debian's kernel is a 64 MiB module and wants a few hundred MiB of its own.
+        None if domains.iter().any(|d| d.kernel.as_os_str() == LINUX_KERNEL) => {
+            eprintln!("note: a `linux` domain: QEMU gets --memory 2G (default 512M)");
+            "2G".to_owned()
+        }
+        None => "512M".to_owned(),
+    };
     let uefi = opts.flag("uefi");
     // Boot-time domains travel as multiboot2 modules: only the GRUB ISO carries them.
     let use_iso = uefi || opts.flag("iso") || !domains.is_empty();

@@ -48,6 +48,13 @@ pub const GRUB_ISO: &[Package] = &[
     Package { name: "mtools", probes: &[Probe::Binary("mformat")] },
 ];
 
+/// What fetching Debian's kernel needs besides apt-get, dpkg-deb and tar (always on Debian):
+/// `xz` to decompress the kernel's payload.
+pub const LINUX_FETCH: &[Package] = &[Package { name: "xz-utils", probes: &[Probe::Binary("xz")] }];
+
+/// GNU cpio: the initramfs writer's unit test lists its archive with `cpio -t` too.
+pub const CPIO: &[Package] = &[Package { name: "cpio", probes: &[Probe::Binary("cpio")] }];
+
 /// UEFI firmware for QEMU.
 pub const OVMF: &[Package] = &[Package {
     name: "ovmf",

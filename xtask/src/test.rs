@@ -2,9 +2,10 @@
 //!
 //! Steps: prerequisites; host unit tests; clippy for host crates, for the
 //! bare-metal crates (hypervisor, dom0 agent, test guest) and for the self-test
-//! build; both images and the test guest; the QEMU tests (`cargo test -p
-//! qemu-tests -- --test-threads=2` with the image and guest paths in the
-//! environment). A failed step does not stop the independent steps after it;
+//! build; both images and the test guest; Debian's kernel and busybox (`cargo xtask
+//! linux`, cached); the QEMU tests (`cargo test -p qemu-tests -- --test-threads=2`
+//! with the image, guest and kernel paths in the environment). `--qemu-only` skips
+//! the host unit tests and clippy (for iterating on one QEMU test). A failed step does not stop the independent steps after it;
 //! the QEMU tests are skipped when there are no images to boot.
 
 use std::process::{Command, ExitCode};
@@ -114,7 +115,8 @@ fn timed(f: impl FnOnce() -> Result<(), String>) -> (Instant, Result<(), String>
 
 /// Runs the whole suite.
 pub fn test(args: &[String]) -> Result<ExitCode, String> {
-    let opts = crate::cli::parse(args, &["accel"], &[])?;
+    let opts = crate::cli::parse(args, &["accel"], &["qemu-only"])?;
+    let qemu_only = opts.flag("qemu-only");
     let accel = opts.value("accel").map_or(Ok(Accel::Tcg), Accel::parse)?;
     let all = Instant::now();
     let mut report = Report::default();
@@ -122,15 +124,92 @@ pub fn test(args: &[String]) -> Result<ExitCode, String> {
     // 1. Prerequisites: without them nothing else can run.
     let (start, r) = timed(|| {
         prereq::ensure_rust_target()?;
-        prereq::ensure_packages(&[prereq::QEMU, prereq::GRUB_ISO, prereq::OVMF])
+        prereq::ensure_packages(&[prereq::QEMU, prereq::GRUB_ISO, prereq::OVMF, prereq::LINUX_FETCH, prereq::CPIO])
     });
     if !report.record("prerequisites", start, r, None) {
         report.print(all.elapsed());
         return Ok(ExitCode::FAILURE);
     }
 
+    if qemu_only {
+        report.skip("host unit tests", "--qemu-only");
+        report.skip("clippy", "--qemu-only");
+    } else {
+        host_checks(&mut report);
+    }
+
+    // 5. Both images and the test guest.
+    let start = Instant::now();
+    let normal = build_image(Flavor::Normal);
+    report.record("build image", start, normal.as_ref().map(|_| ()).map_err(Clone::clone), None);
+    let start = Instant::now();
+    let selftest = build_image(Flavor::Selftest);
+    report.record("build self-test image", start, selftest.as_ref().map(|_| ()).map_err(Clone::clone), None);
+    let start = Instant::now();
+    let guest = build_test_guest();
+    report.record("build test guest", start, guest.as_ref().map(|_| ()).map_err(Clone::clone), None);
+
+    // 6. Debian's kernel for the Linux tests (a download the first time, then the cache).
+    let start = Instant::now();
+    let linux_guest = crate::linux::fetch(false);
+    report.record(
+        "fetch Debian Linux (cargo xtask linux)",
+        start,
+        linux_guest.as_ref().map(|_| ()).map_err(Clone::clone),
+        None,
+    );
+
+    // 7. QEMU tests.
+    match (normal, selftest) {
+        (Ok(normal), Ok(selftest)) => {
+            let start = Instant::now();
+            let mut c: Command = cargo();
+            c.args(["test", "-p", "qemu-tests", "--tests", "--no-fail-fast", "--", "--test-threads=2"]);
+            c.args(&opts.rest);
+            c.env(qemu_tests::ENV_IMAGE, &normal)
+                .env(qemu_tests::ENV_SELFTEST_IMAGE, &selftest)
+                .env(qemu_tests::ENV_ACCEL, accel.to_string())
+                .env(qemu_tests::ENV_TEST_DIR, target_dir().join("qemu-tests"));
+            println!("    {}={}", qemu_tests::ENV_IMAGE, normal.display());
+            println!("    {}={}", qemu_tests::ENV_SELFTEST_IMAGE, selftest.display());
+            // Without a test guest the domain tests fail and say why; the others still run.
+            if let Ok(guest) = &guest {
+                c.env(qemu_tests::ENV_TEST_GUEST, guest);
+                println!("    {}={}", qemu_tests::ENV_TEST_GUEST, guest.display());
+            }
+            // Likewise the Linux tests without a kernel: they fail with the fetch error.
+            match &linux_guest {
+                Ok(g) => {
+                    use qemu_tests::linux::{ENV_BUSYBOX, ENV_LINUX_INITRD, ENV_LINUX_VERSION, ENV_LINUX_VMLINUX};
+                    for (var, value) in [
+                        (ENV_LINUX_VMLINUX, g.vmlinux.as_os_str()),
+                        (ENV_BUSYBOX, g.busybox.as_os_str()),
+                        (ENV_LINUX_INITRD, g.initrd.as_os_str()),
+                    ] {
+                        c.env(var, value);
+                        println!("    {var}={}", value.to_string_lossy());
+                    }
+                    c.env(ENV_LINUX_VERSION, &g.version);
+                }
+                Err(e) => {
+                    c.env(qemu_tests::linux::ENV_LINUX_FETCH_ERROR, e);
+                }
+            }
+            println!("    {}={accel}", qemu_tests::ENV_ACCEL);
+            let (counts, r) = run_tests(&mut c);
+            report.record("QEMU tests", start, r, Some(counts));
+        }
+        _ => report.skip("QEMU tests", "no image to boot (see the build steps above)"),
+    }
+
+    report.print(all.elapsed());
+    Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Steps 2-4: host unit tests and clippy.
+fn host_checks(report: &mut Report) {
     // 2. Host unit tests. hypervisor and dom0-agent are bare-metal binaries;
-    //    qemu-tests' integration tests need the images (step 6), its library
+    //    qemu-tests' integration tests need the images (step 7), its library
     //    tests run here.
     let start = Instant::now();
     let mut c = cargo();
@@ -201,43 +280,4 @@ pub fn test(args: &[String]) -> Result<ExitCode, String> {
         run_step(&mut c)
     });
     report.record("clippy (bare metal, x86_64-unknown-none)", start, r, None);
-
-    // 5. Both images and the test guest.
-    let start = Instant::now();
-    let normal = build_image(Flavor::Normal);
-    report.record("build image", start, normal.as_ref().map(|_| ()).map_err(Clone::clone), None);
-    let start = Instant::now();
-    let selftest = build_image(Flavor::Selftest);
-    report.record("build self-test image", start, selftest.as_ref().map(|_| ()).map_err(Clone::clone), None);
-    let start = Instant::now();
-    let guest = build_test_guest();
-    report.record("build test guest", start, guest.as_ref().map(|_| ()).map_err(Clone::clone), None);
-
-    // 6. QEMU tests.
-    match (normal, selftest) {
-        (Ok(normal), Ok(selftest)) => {
-            let start = Instant::now();
-            let mut c: Command = cargo();
-            c.args(["test", "-p", "qemu-tests", "--tests", "--no-fail-fast", "--", "--test-threads=2"]);
-            c.args(&opts.rest);
-            c.env(qemu_tests::ENV_IMAGE, &normal)
-                .env(qemu_tests::ENV_SELFTEST_IMAGE, &selftest)
-                .env(qemu_tests::ENV_ACCEL, accel.to_string())
-                .env(qemu_tests::ENV_TEST_DIR, target_dir().join("qemu-tests"));
-            println!("    {}={}", qemu_tests::ENV_IMAGE, normal.display());
-            println!("    {}={}", qemu_tests::ENV_SELFTEST_IMAGE, selftest.display());
-            // Without a test guest the domain tests fail and say why; the others still run.
-            if let Ok(guest) = &guest {
-                c.env(qemu_tests::ENV_TEST_GUEST, guest);
-                println!("    {}={}", qemu_tests::ENV_TEST_GUEST, guest.display());
-            }
-            println!("    {}={accel}", qemu_tests::ENV_ACCEL);
-            let (counts, r) = run_tests(&mut c);
-            report.record("QEMU tests", start, r, Some(counts));
-        }
-        _ => report.skip("QEMU tests", "no image to boot (see the build steps above)"),
-    }
-
-    report.print(all.elapsed());
-    Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

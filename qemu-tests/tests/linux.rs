@@ -1,0 +1,105 @@
+//! A real guest: Debian's stock `linux-image-amd64` kernel (the ELF vmlinux from its bzImage)
+//! with a busybox initramfs whose `/init` prints markers, the CPU count and the clocksource,
+//! then powers off ([`qemu_tests::initramfs::InitScript::marker_test`]).
+//!
+//! - `linux_baseline_boots_under_plain_qemu`: the same kernel and initramfs booted directly by
+//!   QEMU (`-kernel vmlinux`, QEMU's own PVH loader; no Ferrovisor): checks the initramfs and
+//!   gives the baseline `cargo xtask bench` compares with.
+//! - `linux_pvh_domu_boots_on_two_vcpus`: Linux as a PVH domU of Ferrovisor with 2 vCPUs and
+//!   the hvc console; it must print its markers, see 2 CPUs and the `xen` clocksource, and
+//!   power off (DOMAIN `state=shutdown reason=poweroff`).
+//!
+//! `cargo xtask test` fetches the kernel and busybox first (`cargo xtask linux`) and passes
+//! them in `FERROVISOR_LINUX_VMLINUX` and `FERROVISOR_BUSYBOX`; without them these tests fail.
+//! Run only the domU test:
+//! `cargo xtask test -- --exact linux_pvh_domu_boots_on_two_vcpus`.
+
+use std::path::{Path, PathBuf};
+
+use qemu_tests::harness::{fresh_dir, RunResult};
+use qemu_tests::initramfs::Initramfs;
+use qemu_tests::linux::{self, LinuxReport};
+use qemu_tests::{checks, DomainSpec, Vm};
+
+/// The guest command line for the domU (the hvc console; early output through the Xen console).
+const DOMU_CMDLINE: &str = "console=hvc0 earlyprintk=xen";
+/// The hypervisor command line.
+const CMDLINE: &str = "loglvl=info exit-when-idle";
+
+/// Writes the default test initramfs into `dir`.
+fn initramfs_in(dir: &Path) -> PathBuf {
+    let path = dir.join("initramfs.cpio");
+    Initramfs::new(&linux::busybox()).write(&path).unwrap_or_else(|e| panic!("building the initramfs: {e}"));
+    path
+}
+
+/// Every expectation on what `/init` printed, all reported at once.
+#[track_caller]
+fn check_report(r: &RunResult, report: &LinuxReport, cpus: u32, clocksource: Option<&str>, where_: &str) {
+    let mut problems = Vec::new();
+    if !report.up {
+        problems.push(format!("no `{}` line {where_}: Linux did not reach /init", qemu_tests::initramfs::MARKER_UP));
+    }
+    if report.cpus != Some(cpus) {
+        problems.push(format!("CPUS={:?}, expected {cpus}", report.cpus));
+    }
+    match (clocksource, &report.clocksource) {
+        (Some(want), got) if got.as_deref() != Some(want) => {
+            problems.push(format!("CLOCKSOURCE={got:?}, expected {want:?}"))
+        }
+        (None, None) => problems.push("no CLOCKSOURCE= line".to_owned()),
+        _ => {}
+    }
+    if !report.done {
+        problems.push(format!("no `{}` line {where_}", qemu_tests::initramfs::MARKER_DONE));
+    }
+    if report.poweroff_failed {
+        problems.push("`poweroff -f` returned".to_owned());
+    }
+    if !problems.is_empty() {
+        r.fail(format!("the Linux guest's /init output is wrong ({report:?}):\n  {}", problems.join("\n  ")));
+    }
+}
+
+#[test]
+fn linux_baseline_boots_under_plain_qemu() {
+    let vmlinux = linux::vmlinux();
+    eprintln!("kernel: {} ({})", vmlinux.display(), linux::version().unwrap_or_default());
+    let vm = Vm::kernel("linux_baseline", &vmlinux, "console=ttyS0").smp(2).memory("1G").timeout_secs(180);
+    let initrd = initramfs_in(vm.dir());
+    let r = vm.initrd(&initrd).run();
+    let report = LinuxReport::parse(r.serial.lines());
+    check_report(&r, &report, 2, None, "on ttyS0");
+    // `poweroff -f` is an ACPI S5 power-off: QEMU quits with status 0 (a reboot would also
+    // end QEMU with 0 under -no-reboot, so the kernel's own words decide).
+    r.assert_exit(0);
+    r.line_where("`reboot: Power down` (the kernel powering off)", |l| l.contains("reboot: Power down"));
+    eprintln!("baseline: {report:?} in {:.1} s", r.elapsed.as_secs_f64());
+}
+
+#[test]
+fn linux_pvh_domu_boots_on_two_vcpus() {
+    let vmlinux = linux::vmlinux();
+    eprintln!("kernel: {} ({})", vmlinux.display(), linux::version().unwrap_or_default());
+    let name = "linux_domu";
+    let dir = fresh_dir(name);
+    let initrd = initramfs_in(&dir);
+    let domains =
+        [DomainSpec::new(&vmlinux).name("linux").initrd(&initrd).memory_mib(512).vcpus(2).cmdline(DOMU_CMDLINE)];
+    let r = Vm::domains_in(name, dir, &qemu_tests::image(), CMDLINE, &domains)
+        .smp(2)
+        .memory("2G")
+        .timeout_secs(600)
+        .stall_timeout_secs(120)
+        .run();
+    // The console first: it says how far Linux got, whatever happened after.
+    let console: Vec<String> = qemu_tests::domain_log::console_lines(&r.serial).into_iter().map(|l| l.text).collect();
+    let report = LinuxReport::parse(console.iter().map(String::as_str));
+    check_report(&r, &report, 2, Some("xen"), "on the domain's console (`(dN) ` lines)");
+    let d = checks::domain_shut_down(&r, "linux", "poweroff");
+    r.check(d.vcpus == 2, format!("vcpus={}, expected 2: {}", d.vcpus, d.raw));
+    r.check(d.memory_kib == 512 * 1024, format!("memory_kib={}, expected 524288: {}", d.memory_kib, d.raw));
+    r.assert_success();
+    checks::domains_done(&r, 1, 0);
+    eprintln!("domU: {report:?} in {:.1} s", r.elapsed.as_secs_f64());
+}

@@ -1,0 +1,469 @@
+//! `cargo xtask bench`: deterministic figures, each next to a baseline measured in the same
+//! invocation (DESIGN.md §6).
+//!
+//! Every run is single-threaded TCG with `-icount shift=0,align=off,sleep=off`
+//! ([`qemu_tests::qemu::QemuConfig::icount`]): guest time — the TSC, the timers, Linux's
+//! clocks — advances by exactly one nanosecond per instruction executed, and when every CPU
+//! is idle QEMU jumps to the next timer at once. Figures in guest nanoseconds are therefore
+//! instruction counts plus idle time that cost no instructions (a `sleep`), and repeat
+//! exactly from run to run (`--runs N` checks that).
+//!
+//! Figures:
+//! - **Linux, kernel start to `/init`**: the ktime Debian's kernel reports (`UPTIME_NS=` from
+//!   `/proc/timer_list`, printed by the default initramfs right after its `up` marker), booted
+//!   as a PVH domU of Ferrovisor (2 vCPUs, 512 MiB) against the same vmlinux and initramfs
+//!   booted directly by QEMU (`-kernel`, `-smp 2 -m 512M`).
+//! - **The hypervisor's own figures**: the self-test image booted with `selftest=bench`
+//!   prints one line per figure,
+//!   `BENCH name=<name> cycles=<per operation> [iterations=<n>] [baseline=<name of another BENCH
+//!   line>] [baseline_cycles=<n>]`; each becomes a row, next to its baseline (a line named by
+//!   `baseline=` is shown as that row's baseline, not as a row of its own). A self-test image
+//!   without `selftest=bench` makes those rows "missing", not a failed bench.
+//!
+//! The exit status is non-zero when a figure could not be measured (missing is not failed).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use qemu_tests::domain_log;
+use qemu_tests::harness::RunResult;
+use qemu_tests::linux::LinuxReport;
+use qemu_tests::qemu::{Boot, EXIT_SUCCESS, ICOUNT_ARGS};
+use qemu_tests::selftest::SelftestLine;
+use qemu_tests::{DomainSpec, Vm};
+
+use crate::linux::{self, LinuxGuest};
+use crate::prereq;
+use crate::util::{build_image, step, target_dir, Flavor};
+
+/// The marker of the hypervisor's benchmark lines.
+pub const BENCH_MARKER: &str = "BENCH";
+/// The hypervisor command line of the Linux domU run.
+const DOMU_HV_CMDLINE: &str = "loglvl=info exit-when-idle";
+/// The domU's command line.
+const DOMU_CMDLINE: &str = "console=hvc0 earlyprintk=xen";
+/// The direct boot's command line.
+const DIRECT_CMDLINE: &str = "console=ttyS0";
+/// vCPUs and MiB of the Linux guest, in both configurations.
+const LINUX_VCPUS: u32 = 2;
+const LINUX_MIB: u64 = 512;
+
+/// One measured quantity over `--runs` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Measure {
+    /// One value per run.
+    Values(Vec<u64>),
+    /// Not available in this build (e.g. no `selftest=bench` yet).
+    Missing(String),
+    /// Measuring failed.
+    Failed(String),
+}
+
+impl Measure {
+    fn text(&self) -> String {
+        match self {
+            Measure::Values(v) => {
+                let (min, max) = (v.iter().min().copied().unwrap_or(0), v.iter().max().copied().unwrap_or(0));
+                if min == max {
+                    group(min)
+                } else {
+                    format!("{}..{} (varies!)", group(min), group(max))
+                }
+            }
+            Measure::Missing(_) => "missing".into(),
+            Measure::Failed(_) => "FAILED".into(),
+        }
+    }
+
+    fn min(&self) -> Option<u64> {
+        match self {
+            Measure::Values(v) => v.iter().min().copied(),
+            _ => None,
+        }
+    }
+
+    /// Collects per-run results: values if every run gave one.
+    fn collect(results: Vec<Result<u64, String>>) -> Measure {
+        let mut values = Vec::new();
+        for r in results {
+            match r {
+                Ok(v) => values.push(v),
+                Err(e) => return Measure::Failed(e),
+            }
+        }
+        Measure::Values(values)
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+struct Row {
+    name: String,
+    unit: &'static str,
+    value: Measure,
+    baseline: Option<Measure>,
+    baseline_is: String,
+}
+
+/// `1234567` as `1,234,567`.
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ratio(row: &Row) -> String {
+    match (row.value.min(), row.baseline.as_ref().and_then(Measure::min)) {
+        (Some(v), Some(b)) if b > 0 => format!("{:.2}x", v as f64 / b as f64),
+        _ => "-".into(),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!("==> bench: single-threaded TCG, -icount {ICOUNT_ARGS} (1 instruction = 1 guest ns; idle time skipped)");
+    let name_w = rows.iter().map(|r| r.name.len() + r.unit.len() + 3).max().unwrap_or(10).max(6);
+    let val = |r: &Row| r.value.text();
+    let base = |r: &Row| r.baseline.as_ref().map_or("-".into(), Measure::text);
+    let val_w = rows.iter().map(|r| val(r).len()).max().unwrap_or(5).max(10);
+    let base_w = rows.iter().map(|r| base(r).len()).max().unwrap_or(5).max(8);
+    println!("{:<name_w$}  {:>val_w$}  {:>base_w$}  {:>7}  baseline is", "figure", "Ferrovisor", "baseline", "ratio");
+    for r in rows {
+        let label = format!("{} ({})", r.name, r.unit);
+        println!("{label:<name_w$}  {:>val_w$}  {:>base_w$}  {:>7}  {}", val(r), base(r), ratio(r), r.baseline_is);
+    }
+    let notes: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            [("", Some(&r.value)), (" baseline", r.baseline.as_ref())].into_iter().filter_map(
+                move |(what, m)| match m {
+                    Some(Measure::Missing(why)) => Some(format!("{}{what} missing: {why}", r.name)),
+                    Some(Measure::Failed(why)) => Some(format!("{}{what} FAILED: {why}", r.name)),
+                    _ => None,
+                },
+            )
+        })
+        .collect();
+    if !notes.is_empty() {
+        println!();
+        for n in notes {
+            println!("  note: {n}");
+        }
+    }
+}
+
+/// A fresh directory `target/bench/<name>`.
+fn bench_dir(name: &str) -> Result<PathBuf, String> {
+    let dir = target_dir().join("bench").join(name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
+    }
+    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// What went wrong in a run, with where to look.
+fn run_error(r: &RunResult, what: &str) -> String {
+    format!("{what} ({}; log {})", r.outcome_text(), r.dir.join("serial.log").display())
+}
+
+fn linux_direct(g: &LinuxGuest, run: usize) -> Result<u64, String> {
+    let name = format!("linux_direct_{run}");
+    let dir = bench_dir(&name)?;
+    let boot =
+        Boot::Kernel { image: g.vmlinux.clone(), cmdline: DIRECT_CMDLINE.into(), initrd: Some(g.initrd.clone()) };
+    let r = Vm::with_dir(&name, dir, boot)
+        .smp(LINUX_VCPUS)
+        .memory(&format!("{LINUX_MIB}M"))
+        .icount()
+        .timeout_secs(900)
+        .stall_timeout_secs(300)
+        .run();
+    let report = LinuxReport::parse(r.serial.lines());
+    match (report.up, report.uptime_ns) {
+        (true, Some(ns)) => Ok(ns),
+        (true, None) => Err(run_error(&r, "no UPTIME_NS= line after the marker")),
+        (false, _) => Err(run_error(&r, "Linux booted directly did not reach its /init marker")),
+    }
+}
+
+/// The hypervisor's log timestamp (`[    1.234567]`) of a line, in ns.
+fn log_time_ns(line: &str) -> Option<u64> {
+    let inner = line.strip_prefix('[')?.split_once(']')?.0.trim();
+    let (s, frac) = inner.split_once('.')?;
+    let frac_ns: u64 = format!("{frac:0<9}").get(..9)?.parse().ok()?;
+    s.parse::<u64>().ok()?.checked_mul(1_000_000_000)?.checked_add(frac_ns)
+}
+
+/// Under Ferrovisor: Linux's own figure, and the hypervisor clock from `domain N ... created`
+/// to the marker line (informational).
+fn linux_domu(g: &LinuxGuest, image: &Path, run: usize) -> Result<(u64, Option<u64>), String> {
+    let name = format!("linux_domu_{run}");
+    let dir = bench_dir(&name)?;
+    let spec = DomainSpec::new(&g.vmlinux)
+        .name("linux")
+        .initrd(&g.initrd)
+        .memory_mib(LINUX_MIB)
+        .vcpus(LINUX_VCPUS)
+        .cmdline(DOMU_CMDLINE);
+    let r = Vm::domains_in(&name, dir, image, DOMU_HV_CMDLINE, &[spec])
+        .smp(LINUX_VCPUS)
+        .memory("2G")
+        .icount()
+        .timeout_secs(1800)
+        .stall_timeout_secs(300)
+        .run();
+    let console: Vec<String> = domain_log::console_lines(&r.serial).into_iter().map(|l| l.text).collect();
+    let report = LinuxReport::parse(console.iter().map(String::as_str));
+    let ns = match (report.up, report.uptime_ns) {
+        (true, Some(ns)) => ns,
+        (true, None) => return Err(run_error(&r, "no UPTIME_NS= line after the marker")),
+        (false, _) => {
+            let last = console.last().map(|l| format!("; its last console line: {l:?}")).unwrap_or_default();
+            return Err(run_error(&r, &format!("the Linux domU did not reach its /init marker{last}")));
+        }
+    };
+    let created = r.serial.lines().find(|l| l.contains("domain ") && l.contains(" created")).and_then(log_time_ns);
+    let marker = r
+        .serial
+        .lines()
+        .find(|l| {
+            qemu_tests::ConsoleLine::parse(l).is_some_and(|c| c.text.trim_end() == qemu_tests::initramfs::MARKER_UP)
+        })
+        .and_then(log_time_ns);
+    let host_view = match (created, marker) {
+        (Some(c), Some(m)) if m > c => Some(m - c),
+        _ => None,
+    };
+    Ok((ns, host_view))
+}
+
+fn linux_rows(image: &Path, runs: usize) -> Vec<Row> {
+    let label = "linux: kernel start to /init marker";
+    let baseline_is = "the same vmlinux + initramfs booted by QEMU directly (-kernel)".to_owned();
+    let g = match linux::fetch(false) {
+        Ok(g) => g,
+        Err(e) => {
+            let m = Measure::Failed(format!("fetching Debian's kernel: {e}"));
+            return vec![Row {
+                name: label.into(),
+                unit: "guest ns",
+                value: m.clone(),
+                baseline: Some(m),
+                baseline_is,
+            }];
+        }
+    };
+    println!("    kernel {} {} ({})", g.package, g.package_version, g.vmlinux.display());
+    let mut direct = Vec::new();
+    let mut domu = Vec::new();
+    let mut host_view = Vec::new();
+    for run in 0..runs {
+        step(&format!("bench run {}/{runs}: Linux booted directly by QEMU", run + 1));
+        let t = Instant::now();
+        direct.push(linux_direct(&g, run));
+        println!("    {:?} in {:.1} s", direct.last().expect("pushed"), t.elapsed().as_secs_f64());
+        step(&format!("bench run {}/{runs}: Linux as a PVH domU of Ferrovisor", run + 1));
+        let t = Instant::now();
+        let r = linux_domu(&g, image, run);
+        println!("    {r:?} in {:.1} s", t.elapsed().as_secs_f64());
+        host_view.push(r.as_ref().ok().and_then(|(_, h)| *h).ok_or_else(|| "not measured".to_owned()));
+        domu.push(r.map(|(ns, _)| ns));
+    }
+    let mut rows = vec![Row {
+        name: label.into(),
+        unit: "guest ns",
+        value: Measure::collect(domu),
+        baseline: Some(Measure::collect(direct)),
+        baseline_is,
+    }];
+    if let Measure::Values(v) = Measure::collect(host_view) {
+        rows.push(Row {
+            name: "linux: domain created to /init marker, hypervisor clock".into(),
+            unit: "ns",
+            value: Measure::Values(v),
+            baseline: None,
+            baseline_is: "- (includes Linux's start before its clock runs)".into(),
+        });
+    }
+    rows
+}
+
+/// One `BENCH name=... cycles=...` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BenchLine {
+    name: String,
+    cycles: u64,
+    baseline: Option<String>,
+    baseline_cycles: Option<u64>,
+}
+
+fn bench_lines(log: &str) -> Result<Vec<BenchLine>, String> {
+    log.lines()
+        .filter_map(|l| SelftestLine::parse_marked(l, BENCH_MARKER))
+        .map(|l| {
+            Ok(BenchLine {
+                name: l.str("name").map_err(|e| e.to_string())?.to_owned(),
+                cycles: l.u64("cycles").map_err(|e| e.to_string())?,
+                baseline: l.get("baseline").map(str::to_owned),
+                baseline_cycles: l
+                    .get("baseline_cycles")
+                    .map(|_| l.u64("baseline_cycles"))
+                    .transpose()
+                    .map_err(|e| e.to_string())?,
+            })
+        })
+        .collect()
+}
+
+/// Rows from the runs' BENCH lines (each run a `Vec`).
+fn rows_from_bench(runs: &[Vec<BenchLine>]) -> Vec<Row> {
+    let Some(first) = runs.first() else { return Vec::new() };
+    let referenced: Vec<&str> = first.iter().filter_map(|l| l.baseline.as_deref()).collect();
+    let values_of = |name: &str| -> Measure {
+        let v: Option<Vec<u64>> =
+            runs.iter().map(|lines| lines.iter().find(|l| l.name == name).map(|l| l.cycles)).collect();
+        v.map_or_else(|| Measure::Failed(format!("`BENCH name={name}` missing in some run")), Measure::Values)
+    };
+    first
+        .iter()
+        .filter(|l| !referenced.contains(&l.name.as_str()))
+        .map(|l| {
+            let (baseline, baseline_is) = match (&l.baseline, l.baseline_cycles) {
+                (Some(b), _) => {
+                    let m = if first.iter().any(|x| &x.name == b) {
+                        values_of(b)
+                    } else {
+                        Measure::Failed(format!("no `BENCH name={b}` line, which {} names as its baseline", l.name))
+                    };
+                    (Some(m), b.clone())
+                }
+                (None, Some(c)) => (Some(Measure::Values(vec![c])), "baseline_cycles= of the same line".into()),
+                (None, None) => (None, "-".into()),
+            };
+            Row { name: l.name.clone(), unit: "cycles", value: values_of(&l.name), baseline, baseline_is }
+        })
+        .collect()
+}
+
+fn selftest_rows(image: &Path, runs: usize) -> Vec<Row> {
+    let mut all = Vec::new();
+    for run in 0..runs {
+        step(&format!("bench run {}/{runs}: self-test image with selftest=bench", run + 1));
+        let name = format!("selftest_bench_{run}");
+        let dir = match bench_dir(&name) {
+            Ok(d) => d,
+            Err(e) => return vec![missing_row(Measure::Failed(e))],
+        };
+        let boot =
+            Boot::Kernel { image: image.to_path_buf(), cmdline: "selftest=bench loglvl=info".into(), initrd: None };
+        let r = Vm::with_dir(&name, dir, boot).smp(2).icount().timeout_secs(900).stall_timeout_secs(300).run();
+        let lines = match bench_lines(&r.serial) {
+            Ok(l) => l,
+            Err(e) => return vec![missing_row(Measure::Failed(run_error(&r, &format!("malformed BENCH line: {e}"))))],
+        };
+        if lines.is_empty() {
+            let why = if r.serial.contains("unknown self-test") {
+                "the self-test image has no `bench` self-test yet (it says: unknown self-test \"bench\")".to_owned()
+            } else {
+                run_error(&r, "selftest=bench printed no BENCH line")
+            };
+            let m = if r.serial.contains("unknown self-test") { Measure::Missing(why) } else { Measure::Failed(why) };
+            return vec![missing_row(m)];
+        }
+        if r.exit_status() != Some(EXIT_SUCCESS) {
+            return vec![missing_row(Measure::Failed(run_error(&r, "selftest=bench did not end with success")))];
+        }
+        all.push(lines);
+    }
+    rows_from_bench(&all)
+}
+
+fn missing_row(m: Measure) -> Row {
+    Row {
+        name: "hypervisor figures (selftest=bench)".into(),
+        unit: "cycles",
+        value: m,
+        baseline: None,
+        baseline_is: "-".into(),
+    }
+}
+
+/// `cargo xtask bench [--runs N] [--no-linux]`.
+pub fn bench(args: &[String]) -> Result<ExitCode, String> {
+    let opts = crate::cli::parse(args, &["runs"], &["no-linux"])?;
+    let runs = match opts.value("runs").map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(n)) if (1..=20).contains(&n) => n,
+        Some(_) => return Err("--runs: expected a number from 1 to 20".into()),
+    };
+    prereq::ensure_rust_target()?;
+    prereq::ensure_packages(&[prereq::QEMU, prereq::GRUB_ISO])?;
+    let normal = build_image(Flavor::Normal)?;
+    let selftest = build_image(Flavor::Selftest)?;
+    let start = Instant::now();
+    let mut rows = Vec::new();
+    if !opts.flag("no-linux") {
+        rows.extend(linux_rows(&normal, runs));
+    }
+    rows.extend(selftest_rows(&selftest, runs));
+    print_table(&rows);
+    println!(
+        "\n(runs: {runs}; {:.0} s; logs in {})",
+        start.elapsed().as_secs_f64(),
+        target_dir().join("bench").display()
+    );
+    let failed =
+        rows.iter().any(|r| matches!(r.value, Measure::Failed(_)) || matches!(r.baseline, Some(Measure::Failed(_))));
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(1234567890), "1,234,567,890");
+    }
+
+    #[test]
+    fn log_times() {
+        assert_eq!(log_time_ns("[    1.769438] CPU0 INFO  domain 1 (linux) created"), Some(1_769_438_000));
+        assert_eq!(log_time_ns("[12.5] x"), Some(12_500_000_000));
+        assert_eq!(log_time_ns("no stamp"), None);
+    }
+
+    #[test]
+    fn bench_table_rows() {
+        let log = "\
+[    0.1] CPU0 INFO  BENCH name=vmmcall_bare cycles=900 iterations=10000
+[    0.2] CPU0 INFO  BENCH name=hypercall_xen_version cycles=1500 iterations=10000 baseline=vmmcall_bare
+[    0.3] CPU0 INFO  BENCH name=grant_copy_4k cycles=5000 baseline_cycles=1200
+[    0.4] CPU0 INFO  BENCH name=evtchn_round_trip cycles=7000 baseline=nonexistent
+";
+        let lines = bench_lines(log).unwrap();
+        assert_eq!(lines.len(), 4);
+        let rows = rows_from_bench(&[lines.clone(), lines]);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["hypercall_xen_version", "grant_copy_4k", "evtchn_round_trip"]);
+        assert_eq!(rows[0].value, Measure::Values(vec![1500, 1500]));
+        assert_eq!(rows[0].baseline, Some(Measure::Values(vec![900, 900])));
+        assert_eq!(ratio(&rows[0]), "1.67x");
+        assert_eq!(rows[1].baseline, Some(Measure::Values(vec![1200])));
+        assert!(matches!(rows[2].baseline, Some(Measure::Failed(_))));
+        assert!(bench_lines("BENCH name=x\n").is_err());
+        assert_eq!(Measure::Values(vec![5, 7]).text(), "5..7 (varies!)");
+    }
+}
