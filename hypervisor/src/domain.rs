@@ -23,34 +23,32 @@ use x86_64::PhysAddr;
 
 pub type DomId = u16;
 
-/// `DOMID_SELF` from Xen's public headers.
-pub const DOMID_SELF: u16 = 0x7ff0;
-/// Domain ids at and above this are special in Xen's ABI.
-pub const DOMID_FIRST_RESERVED: u16 = 0x7ff0;
+pub use xen_abi::xen::{DOMID_FIRST_RESERVED, DOMID_SELF};
 /// vCPUs per domain (the MADT we give guests and the scheduler handle this many).
 pub const MAX_VCPUS: u32 = 64;
 /// Xen credit-scheduler weights: default and range.
 pub const DEFAULT_WEIGHT: u32 = 256;
 pub const MAX_WEIGHT: u32 = 65535;
 
-/// `SHUTDOWN_*` from Xen's `sched.h`.
+/// `SHUTDOWN_*` from Xen's `sched.h` (soft_reset is not supported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShutdownReason {
-    Poweroff = 0,
-    Reboot = 1,
-    Suspend = 2,
-    Crash = 3,
-    Watchdog = 4,
+    Poweroff = xen_abi::sched::SHUTDOWN_POWEROFF as isize,
+    Reboot = xen_abi::sched::SHUTDOWN_REBOOT as isize,
+    Suspend = xen_abi::sched::SHUTDOWN_SUSPEND as isize,
+    Crash = xen_abi::sched::SHUTDOWN_CRASH as isize,
+    Watchdog = xen_abi::sched::SHUTDOWN_WATCHDOG as isize,
 }
 
 impl ShutdownReason {
     pub fn from_guest(code: u32) -> Option<Self> {
+        use xen_abi::sched::*;
         Some(match code {
-            0 => Self::Poweroff,
-            1 => Self::Reboot,
-            2 => Self::Suspend,
-            3 => Self::Crash,
-            4 => Self::Watchdog,
+            SHUTDOWN_POWEROFF => Self::Poweroff,
+            SHUTDOWN_REBOOT => Self::Reboot,
+            SHUTDOWN_SUSPEND => Self::Suspend,
+            SHUTDOWN_CRASH => Self::Crash,
+            SHUTDOWN_WATCHDOG => Self::Watchdog,
             _ => return None,
         })
     }
@@ -116,11 +114,11 @@ pub struct DomainConfig {
     pub cmdline: String,
 }
 
-/// `HVM_NR_PARAMS` in Xen 4.17.
-pub const HVM_NR_PARAMS: usize = 39;
-pub const HVM_PARAM_CALLBACK_IRQ: usize = 0;
-pub const HVM_PARAM_CONSOLE_PFN: usize = 17;
-pub const HVM_PARAM_CONSOLE_EVTCHN: usize = 18;
+/// HVM parameter indices, as `usize` for indexing the parameter array.
+pub const HVM_NR_PARAMS: usize = xen_abi::hvm::HVM_NR_PARAMS as usize;
+pub const HVM_PARAM_CALLBACK_IRQ: usize = xen_abi::hvm::HVM_PARAM_CALLBACK_IRQ as usize;
+pub const HVM_PARAM_CONSOLE_PFN: usize = xen_abi::hvm::HVM_PARAM_CONSOLE_PFN as usize;
+pub const HVM_PARAM_CONSOLE_EVTCHN: usize = xen_abi::hvm::HVM_PARAM_CONSOLE_EVTCHN as usize;
 
 /// Legacy COM1 state we emulate (enough for guests to print).
 #[derive(Debug, Default)]

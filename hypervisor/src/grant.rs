@@ -7,7 +7,7 @@
 
 use crate::domain::{self, DomId, Domain};
 use crate::hypercall::errno;
-use crate::hypercall::{read_arg, u16_at, u32_at, u64_at, write_arg};
+use crate::hypercall::{read_struct, write_struct};
 use crate::mm::{frames, phys_to_virt};
 use crate::vcpu::{Exec, Vcpu};
 use alloc::sync::Arc;
@@ -15,39 +15,13 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 use frame_alloc::FRAME_SIZE;
 use x86_64::PhysAddr;
-
-/// `GNTST_*` status codes.
-pub mod status {
-    pub const OKAY: i16 = 0;
-    pub const GENERAL_ERROR: i16 = -1;
-    pub const BAD_DOMAIN: i16 = -2;
-    pub const BAD_GNTREF: i16 = -3;
-    pub const BAD_HANDLE: i16 = -4;
-    pub const BAD_VIRT_ADDR: i16 = -5;
-    pub const NO_DEVICE_SPACE: i16 = -7;
-    pub const PERMISSION_DENIED: i16 = -8;
-    pub const BAD_PAGE: i16 = -9;
-    pub const BAD_COPY_ARG: i16 = -10;
-}
+use xen_abi::grant_table::*;
 
 /// Grant frames a domU may have (xl's default `max_grant_frames` is 64).
 pub const DEFAULT_MAX_FRAMES: u32 = 32;
 /// Mappings a domain may hold at once (its maptrack).
 pub const MAX_MAPPINGS: usize = 1024;
 const ENTRIES_PER_FRAME: u32 = (FRAME_SIZE / 8) as u32;
-
-/// `GTF_*` entry flags.
-const GTF_TYPE_MASK: u16 = 3;
-const GTF_PERMIT_ACCESS: u16 = 1;
-const GTF_READONLY: u16 = 1 << 2;
-const GTF_READING: u16 = 1 << 3;
-const GTF_WRITING: u16 = 1 << 4;
-/// `GNTMAP_*` flags.
-const GNTMAP_HOST_MAP: u32 = 1 << 1;
-const GNTMAP_READONLY: u32 = 1 << 2;
-/// `GNTCOPY_*` flags.
-const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
-const GNTCOPY_DEST_GREF: u16 = 1 << 1;
 
 /// A mapping this domain holds of another's page.
 struct Mapping {
@@ -77,10 +51,10 @@ impl GrantTable {
     /// Grows the table to `nr_frames` frames.
     pub fn grow(&mut self, nr_frames: u32) -> Result<(), i16> {
         if nr_frames > self.max_frames {
-            return Err(status::GENERAL_ERROR);
+            return Err(GNTST_GENERAL_ERROR);
         }
         while (self.frames.len() as u32) < nr_frames {
-            let frame = frames::alloc_zeroed().ok_or(status::GENERAL_ERROR)?;
+            let frame = frames::alloc_zeroed().ok_or(GNTST_GENERAL_ERROR)?;
             self.frames.push(frame);
         }
         Ok(())
@@ -125,17 +99,17 @@ impl Drop for GrantTable {
 /// Returns the granted guest frame.
 fn acquire(granter: &Domain, grantee: DomId, gref: u32, readonly: bool) -> Result<u64, i16> {
     let table = granter.grants.lock();
-    let (header, frame) = table.entry(gref).ok_or(status::BAD_GNTREF)?;
+    let (header, frame) = table.entry(gref).ok_or(GNTST_BAD_GNTREF)?;
     let pin = if readonly { GTF_READING } else { GTF_READING | GTF_WRITING };
     let mut current = header.load(Ordering::Acquire);
     loop {
         let flags = current as u16;
         let domid = (current >> 16) as u16;
         if flags & GTF_TYPE_MASK != GTF_PERMIT_ACCESS || domid != grantee {
-            return Err(status::PERMISSION_DENIED);
+            return Err(GNTST_PERMISSION_DENIED);
         }
         if !readonly && flags & GTF_READONLY != 0 {
-            return Err(status::PERMISSION_DENIED);
+            return Err(GNTST_PERMISSION_DENIED);
         }
         let wanted = current | u32::from(pin);
         match header.compare_exchange(current, wanted, Ordering::AcqRel, Ordering::Acquire) {
@@ -181,21 +155,19 @@ fn granter_domain(vcpu: &Vcpu, domid: u16) -> Option<Arc<Domain>> {
     domain::get(domid)
 }
 
-fn map_one(vcpu: &Vcpu, op: &[u8; 32]) -> Result<u32, i16> {
-    let host_addr = u64_at(op, 0);
-    let flags = u32_at(op, 8);
-    let gref = u32_at(op, 12);
-    if flags & GNTMAP_HOST_MAP == 0 || !host_addr.is_multiple_of(FRAME_SIZE) {
-        return Err(status::GENERAL_ERROR);
+fn map_one(vcpu: &Vcpu, op: &GnttabMapGrantRef) -> Result<u32, i16> {
+    if op.flags & GNTMAP_HOST_MAP == 0 || !op.host_addr.is_multiple_of(FRAME_SIZE) {
+        return Err(GNTST_GENERAL_ERROR);
     }
-    let granter = granter_domain(vcpu, u16_at(op, 16)).ok_or(status::BAD_DOMAIN)?;
-    let readonly = flags & GNTMAP_READONLY != 0;
+    let granter = granter_domain(vcpu, op.dom).ok_or(GNTST_BAD_DOMAIN)?;
+    let readonly = op.flags & GNTMAP_READONLY != 0;
+    let gref = op.ref_;
     let gfn = acquire(&granter, vcpu.domain.id, gref, readonly)?;
     let undo = |code| {
         release_pin(&granter, gref, readonly);
         code
     };
-    let page = granter.ram.translate(gfn * FRAME_SIZE).ok_or_else(|| undo(status::BAD_PAGE))?;
+    let page = granter.ram.translate(gfn * FRAME_SIZE).ok_or_else(|| undo(GNTST_BAD_PAGE))?;
     let mut table = vcpu.domain.grants.lock();
     let handle = match table.maptrack.iter().position(Option::is_none) {
         Some(h) => h,
@@ -203,11 +175,11 @@ fn map_one(vcpu: &Vcpu, op: &[u8; 32]) -> Result<u32, i16> {
             table.maptrack.push(None);
             table.maptrack.len() - 1
         }
-        None => return Err(undo(status::NO_DEVICE_SPACE)),
+        None => return Err(undo(GNTST_NO_DEVICE_SPACE)),
     };
-    let target = host_addr / FRAME_SIZE;
+    let target = op.host_addr / FRAME_SIZE;
     if vcpu.domain.ram.map_overlay_with(target, page, readonly).is_err() {
-        return Err(undo(status::NO_DEVICE_SPACE));
+        return Err(undo(GNTST_NO_DEVICE_SPACE));
     }
     table.maptrack[handle] = Some(Mapping { granter: granter.clone(), gref, gfn: target, readonly });
     Ok(handle as u32)
@@ -216,30 +188,28 @@ fn map_one(vcpu: &Vcpu, op: &[u8; 32]) -> Result<u32, i16> {
 /// `GNTTABOP_map_grant_ref` for `count` operations at `uop`.
 pub fn map_batch(vcpu: &Vcpu, exec: &Exec, uop: u64, count: u64) -> Result<i64, i64> {
     for i in 0..count {
-        let at = uop + i * 32;
-        let mut op: [u8; 32] = read_arg(vcpu, exec, at)?;
-        let (code, handle) = match map_one(vcpu, &op) {
-            Ok(h) => (status::OKAY, h),
+        let at = uop + i * GnttabMapGrantRef::SIZE as u64;
+        let mut op: GnttabMapGrantRef = read_struct(vcpu, exec, at)?;
+        (op.status, op.handle) = match map_one(vcpu, &op) {
+            Ok(h) => (GNTST_OKAY, h),
             Err(c) => (c, u32::MAX),
         };
-        op[18..20].copy_from_slice(&code.to_le_bytes());
-        op[20..24].copy_from_slice(&handle.to_le_bytes());
-        op[24..32].fill(0);
-        write_arg(vcpu, exec, at, &op)?;
+        op.dev_bus_addr = 0;
+        write_struct(vcpu, exec, at, &op)?;
     }
     Ok(0)
 }
 
-fn unmap_one(vcpu: &Vcpu, op: &[u8; 24]) -> Result<(), i16> {
-    let host_addr = u64_at(op, 0);
-    let handle = u32_at(op, 16) as usize;
+fn unmap_one(vcpu: &Vcpu, op: &GnttabUnmapGrantRef) -> Result<(), i16> {
     let mapping = {
         let mut table = vcpu.domain.grants.lock();
-        let slot = table.maptrack.get_mut(handle).ok_or(status::BAD_HANDLE)?;
+        let slot = table.maptrack.get_mut(op.handle as usize).ok_or(GNTST_BAD_HANDLE)?;
         match slot {
-            Some(m) if host_addr == 0 || host_addr / FRAME_SIZE == m.gfn => slot.take().ok_or(status::BAD_HANDLE)?,
-            Some(_) => return Err(status::BAD_VIRT_ADDR),
-            None => return Err(status::BAD_HANDLE),
+            Some(m) if op.host_addr == 0 || op.host_addr / FRAME_SIZE == m.gfn => {
+                slot.take().ok_or(GNTST_BAD_HANDLE)?
+            }
+            Some(_) => return Err(GNTST_BAD_VIRT_ADDR),
+            None => return Err(GNTST_BAD_HANDLE),
         }
     };
     vcpu.domain.ram.unmap_overlay(mapping.gfn);
@@ -250,14 +220,13 @@ fn unmap_one(vcpu: &Vcpu, op: &[u8; 24]) -> Result<(), i16> {
 /// `GNTTABOP_unmap_grant_ref`.
 pub fn unmap_batch(vcpu: &Vcpu, exec: &Exec, uop: u64, count: u64) -> Result<i64, i64> {
     for i in 0..count {
-        let at = uop + i * 24;
-        let mut op: [u8; 24] = read_arg(vcpu, exec, at)?;
-        let code = match unmap_one(vcpu, &op) {
-            Ok(()) => status::OKAY,
+        let at = uop + i * GnttabUnmapGrantRef::SIZE as u64;
+        let mut op: GnttabUnmapGrantRef = read_struct(vcpu, exec, at)?;
+        op.status = match unmap_one(vcpu, &op) {
+            Ok(()) => GNTST_OKAY,
             Err(c) => c,
         };
-        op[20..22].copy_from_slice(&code.to_le_bytes());
-        write_arg(vcpu, exec, at, &op)?;
+        write_struct(vcpu, exec, at, &op)?;
     }
     Ok(0)
 }
@@ -270,39 +239,35 @@ struct CopyEnd {
     offset: u64,
 }
 
-fn copy_end(vcpu: &Vcpu, op: &[u8; 40], base: usize, by_gref: bool, write: bool) -> Result<CopyEnd, i16> {
-    let domid = u16_at(op, base + 8);
-    let offset = u64::from(u16_at(op, base + 10));
-    let domain = granter_domain(vcpu, domid).ok_or(status::BAD_DOMAIN)?;
+fn copy_end(vcpu: &Vcpu, end: &GnttabCopyPtr, by_gref: bool, write: bool) -> Result<CopyEnd, i16> {
+    let domain = granter_domain(vcpu, end.domid).ok_or(GNTST_BAD_DOMAIN)?;
+    let offset = u64::from(end.offset);
     if by_gref {
-        let gref = u32_at(op, base);
+        let gref = end.u.gref();
         let gfn = acquire(&domain, vcpu.domain.id, gref, !write)?;
         let Some(page) = domain.ram.translate(gfn * FRAME_SIZE) else {
             release_pin(&domain, gref, !write);
-            return Err(status::BAD_PAGE);
+            return Err(GNTST_BAD_PAGE);
         };
         Ok(CopyEnd { domain, gref: Some(gref), page, offset })
     } else {
         // A plain frame may only be the caller's own.
         if !Arc::ptr_eq(&domain, &vcpu.domain) {
-            return Err(status::PERMISSION_DENIED);
+            return Err(GNTST_PERMISSION_DENIED);
         }
-        let gfn = u64_at(op, base);
-        let page =
-            domain.ram.translate(gfn.checked_mul(FRAME_SIZE).ok_or(status::BAD_PAGE)?).ok_or(status::BAD_PAGE)?;
+        let gpa = end.u.gmfn().checked_mul(FRAME_SIZE).ok_or(GNTST_BAD_PAGE)?;
+        let page = domain.ram.translate(gpa).ok_or(GNTST_BAD_PAGE)?;
         Ok(CopyEnd { domain, gref: None, page, offset })
     }
 }
 
-fn copy_one(vcpu: &Vcpu, op: &[u8; 40]) -> Result<(), i16> {
-    let len = u64::from(u16_at(op, 32));
-    let flags = u16_at(op, 34);
-    let (src_off, dst_off) = (u64::from(u16_at(op, 10)), u64::from(u16_at(op, 26)));
-    if src_off + len > FRAME_SIZE || dst_off + len > FRAME_SIZE {
-        return Err(status::BAD_COPY_ARG);
+fn copy_one(vcpu: &Vcpu, op: &GnttabCopy) -> Result<(), i16> {
+    let len = u64::from(op.len);
+    if u64::from(op.source.offset) + len > FRAME_SIZE || u64::from(op.dest.offset) + len > FRAME_SIZE {
+        return Err(GNTST_BAD_COPY_ARG);
     }
-    let src = copy_end(vcpu, op, 0, flags & GNTCOPY_SOURCE_GREF != 0, false)?;
-    let dst = match copy_end(vcpu, op, 16, flags & GNTCOPY_DEST_GREF != 0, true) {
+    let src = copy_end(vcpu, &op.source, op.flags & GNTCOPY_SOURCE_GREF != 0, false)?;
+    let dst = match copy_end(vcpu, &op.dest, op.flags & GNTCOPY_DEST_GREF != 0, true) {
         Ok(d) => d,
         Err(code) => {
             if let Some(gref) = src.gref {
@@ -332,14 +297,13 @@ fn copy_one(vcpu: &Vcpu, op: &[u8; 40]) -> Result<(), i16> {
 /// `GNTTABOP_copy`.
 pub fn copy_batch(vcpu: &Vcpu, exec: &Exec, uop: u64, count: u64) -> Result<i64, i64> {
     for i in 0..count {
-        let at = uop + i * 40;
-        let mut op: [u8; 40] = read_arg(vcpu, exec, at)?;
-        let code = match copy_one(vcpu, &op) {
-            Ok(()) => status::OKAY,
+        let at = uop + i * GnttabCopy::SIZE as u64;
+        let mut op: GnttabCopy = read_struct(vcpu, exec, at)?;
+        op.status = match copy_one(vcpu, &op) {
+            Ok(()) => GNTST_OKAY,
             Err(c) => c,
         };
-        op[36..38].copy_from_slice(&code.to_le_bytes());
-        write_arg(vcpu, exec, at, &op)?;
+        write_struct(vcpu, exec, at, &op)?;
     }
     Ok(0)
 }

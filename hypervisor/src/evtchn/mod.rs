@@ -17,15 +17,12 @@ pub const DEFAULT_MAX_PORT: u32 = 1023;
 
 /// `VIRQ_*` (`public/xen.h`).
 pub mod virq {
-    pub const TIMER: u32 = 0;
-    pub const DEBUG: u32 = 1;
-    pub const XENOPROF: u32 = 7;
-    pub const XENPMU: u32 = 13;
-    pub const NR: u32 = 24;
+    pub use xen_abi::xen::{NR_VIRQS as NR, VIRQ_DEBUG as DEBUG, VIRQ_TIMER as TIMER};
+    use xen_abi::xen::{VIRQ_XENOPROF, VIRQ_XENPMU};
 
     /// Per-vCPU VIRQs may be bound on any vCPU; the others only on vCPU 0.
     pub fn is_per_vcpu(virq: u32) -> bool {
-        matches!(virq, TIMER | DEBUG | XENOPROF | XENPMU)
+        matches!(virq, TIMER | DEBUG | VIRQ_XENOPROF | VIRQ_XENPMU)
     }
 }
 

@@ -4,8 +4,7 @@ use super::{errno, Outcome};
 use crate::guest_access::copy_from_guest;
 use crate::vcpu::{Exec, Vcpu};
 
-const CONSOLEIO_WRITE: u64 = 0;
-const CONSOLEIO_READ: u64 = 1;
+use xen_abi::console::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 /// Bytes copied per step: keeps the copy buffer on the stack small.
 const CHUNK: usize = 128;
 /// A single call prints at most this much; the rest of a larger count is dropped.

@@ -1,101 +1,61 @@
 //! `event_channel_op` (`public/event_channel.h`): argument structures in, results out;
 //! the semantics live in `crate::evtchn`.
 
-use super::{errno, read_arg, u16_at, u32_at, write_arg};
+use super::{errno, read_struct, write_struct};
 use crate::evtchn::{self, Binding};
 use crate::vcpu::{Exec, Vcpu};
-
-const BIND_INTERDOMAIN: u64 = 0;
-const BIND_VIRQ: u64 = 1;
-const BIND_PIRQ: u64 = 2;
-const CLOSE: u64 = 3;
-const SEND: u64 = 4;
-const STATUS: u64 = 5;
-const ALLOC_UNBOUND: u64 = 6;
-const BIND_IPI: u64 = 7;
-const BIND_VCPU: u64 = 8;
-const UNMASK: u64 = 9;
-const RESET: u64 = 10;
-
-/// `EVTCHNSTAT_*`.
-mod stat {
-    pub const CLOSED: u32 = 0;
-    pub const UNBOUND: u32 = 1;
-    pub const INTERDOMAIN: u32 = 2;
-    pub const VIRQ: u32 = 4;
-    pub const IPI: u32 = 5;
-}
+use xen_abi::event_channel::*;
 
 pub fn event_channel_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i64> {
     let (op, arg) = (args[0], args[1]);
     let dom = &*vcpu.domain;
     match op {
-        ALLOC_UNBOUND => {
-            // struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }
-            let mut a: [u8; 8] = read_arg(vcpu, exec, arg)?;
-            let port = evtchn::alloc_unbound(dom, u16_at(&a, 0), u16_at(&a, 2))?;
-            a[4..8].copy_from_slice(&port.to_le_bytes());
-            write_arg(vcpu, exec, arg, &a)?;
+        EVTCHNOP_ALLOC_UNBOUND => {
+            let mut a: EvtchnAllocUnbound = read_struct(vcpu, exec, arg)?;
+            a.port = evtchn::alloc_unbound(dom, a.dom, a.remote_dom)?;
+            write_struct(vcpu, exec, arg, &a)?;
         }
-        BIND_INTERDOMAIN => {
-            // struct evtchn_bind_interdomain { domid_t remote_dom; port remote_port; port local_port; }
-            let mut a: [u8; 12] = read_arg(vcpu, exec, arg)?;
-            let port = evtchn::bind_interdomain(dom, u16_at(&a, 0), u32_at(&a, 4))?;
-            a[8..12].copy_from_slice(&port.to_le_bytes());
-            write_arg(vcpu, exec, arg, &a)?;
+        EVTCHNOP_BIND_INTERDOMAIN => {
+            let mut a: EvtchnBindInterdomain = read_struct(vcpu, exec, arg)?;
+            a.local_port = evtchn::bind_interdomain(dom, a.remote_dom, a.remote_port)?;
+            write_struct(vcpu, exec, arg, &a)?;
         }
-        BIND_VIRQ => {
-            // struct evtchn_bind_virq { uint32_t virq; uint32_t vcpu; port port; }
-            let mut a: [u8; 12] = read_arg(vcpu, exec, arg)?;
-            let port = evtchn::bind_virq(dom, u32_at(&a, 0), u32_at(&a, 4))?;
-            a[8..12].copy_from_slice(&port.to_le_bytes());
-            write_arg(vcpu, exec, arg, &a)?;
+        EVTCHNOP_BIND_VIRQ => {
+            let mut a: EvtchnBindVirq = read_struct(vcpu, exec, arg)?;
+            a.port = evtchn::bind_virq(dom, a.virq, a.vcpu)?;
+            write_struct(vcpu, exec, arg, &a)?;
         }
-        BIND_IPI => {
-            // struct evtchn_bind_ipi { uint32_t vcpu; port port; }
-            let mut a: [u8; 8] = read_arg(vcpu, exec, arg)?;
-            let port = evtchn::bind_ipi(dom, u32_at(&a, 0))?;
-            a[4..8].copy_from_slice(&port.to_le_bytes());
-            write_arg(vcpu, exec, arg, &a)?;
+        EVTCHNOP_BIND_IPI => {
+            let mut a: EvtchnBindIpi = read_struct(vcpu, exec, arg)?;
+            a.port = evtchn::bind_ipi(dom, a.vcpu)?;
+            write_struct(vcpu, exec, arg, &a)?;
         }
         // No physical IRQs are routed to domUs.
-        BIND_PIRQ => return Err(errno::EPERM),
-        CLOSE => evtchn::close(dom, u32_at(&read_arg::<4>(vcpu, exec, arg)?, 0))?,
-        SEND => evtchn::send(dom, u32_at(&read_arg::<4>(vcpu, exec, arg)?, 0))?,
-        UNMASK => evtchn::unmask(dom, u32_at(&read_arg::<4>(vcpu, exec, arg)?, 0))?,
-        BIND_VCPU => {
-            let a: [u8; 8] = read_arg(vcpu, exec, arg)?;
-            evtchn::bind_vcpu(dom, u32_at(&a, 0), u32_at(&a, 4))?;
+        EVTCHNOP_BIND_PIRQ => return Err(errno::EPERM),
+        EVTCHNOP_CLOSE => evtchn::close(dom, read_struct::<EvtchnClose>(vcpu, exec, arg)?.port)?,
+        EVTCHNOP_SEND => evtchn::send(dom, read_struct::<EvtchnSend>(vcpu, exec, arg)?.port)?,
+        EVTCHNOP_UNMASK => evtchn::unmask(dom, read_struct::<EvtchnUnmask>(vcpu, exec, arg)?.port)?,
+        EVTCHNOP_BIND_VCPU => {
+            let a: EvtchnBindVcpu = read_struct(vcpu, exec, arg)?;
+            evtchn::bind_vcpu(dom, a.port, a.vcpu)?;
         }
-        RESET => evtchn::reset(dom, u16_at(&read_arg::<2>(vcpu, exec, arg)?, 0))?,
-        STATUS => {
-            // struct evtchn_status { domid_t dom; port port; uint32_t status; uint32_t vcpu;
-            //                        union { ... } u; }  (24 bytes)
-            let mut a: [u8; 24] = read_arg(vcpu, exec, arg)?;
-            let status = evtchn::status(dom, u16_at(&a, 0), u32_at(&a, 4))?;
-            a[16..24].fill(0);
-            let code = match status.binding {
-                Binding::Free => stat::CLOSED,
-                Binding::Unbound { remote } => {
-                    a[16..18].copy_from_slice(&remote.to_le_bytes());
-                    stat::UNBOUND
-                }
+        EVTCHNOP_RESET => evtchn::reset(dom, read_struct::<EvtchnReset>(vcpu, exec, arg)?.dom)?,
+        EVTCHNOP_STATUS => {
+            let mut a: EvtchnStatus = read_struct(vcpu, exec, arg)?;
+            let status = evtchn::status(dom, a.dom, a.port)?;
+            (a.status, a.u) = match status.binding {
+                Binding::Free => (EVTCHNSTAT_CLOSED, EvtchnStatusU::default()),
+                Binding::Unbound { remote } => (EVTCHNSTAT_UNBOUND, EvtchnStatusU::from_unbound(remote)),
                 Binding::Interdomain { remote, remote_port } => {
-                    a[16..18].copy_from_slice(&remote.to_le_bytes());
-                    a[20..24].copy_from_slice(&remote_port.to_le_bytes());
-                    stat::INTERDOMAIN
+                    (EVTCHNSTAT_INTERDOMAIN, EvtchnStatusU::from_interdomain(remote, remote_port))
                 }
-                // A hypervisor-served port looks like a connection to the console backend.
-                Binding::Hypervisor(_) => stat::INTERDOMAIN,
-                Binding::Virq { virq } => {
-                    a[16..20].copy_from_slice(&virq.to_le_bytes());
-                    stat::VIRQ
-                }
-                Binding::Ipi => stat::IPI,
+                // A hypervisor-served port looks like a connection to a backend domain.
+                Binding::Hypervisor(_) => (EVTCHNSTAT_INTERDOMAIN, EvtchnStatusU::default()),
+                Binding::Virq { virq } => (EVTCHNSTAT_VIRQ, EvtchnStatusU::from_virq(virq)),
+                Binding::Ipi => (EVTCHNSTAT_IPI, EvtchnStatusU::default()),
             };
-            a[8..12].copy_from_slice(&code.to_le_bytes());
-            a[12..16].copy_from_slice(&status.vcpu.to_le_bytes());
-            write_arg(vcpu, exec, arg, &a)?;
+            a.vcpu = status.vcpu;
+            write_struct(vcpu, exec, arg, &a)?;
         }
         // FIFO event channels are not offered: guests fall back to the 2-level ABI.
         _ => return Err(errno::ENOSYS),

@@ -1,17 +1,10 @@
 //! `grant_table_op` (`public/grant_table.h`), version 1 grant tables.
 
-use super::{errno, read_arg, u16_at, u32_at, write_arg};
+use super::{errno, read_struct, write_struct};
 use crate::domain::DOMID_SELF;
-use crate::grant::{self, status};
+use crate::grant;
 use crate::vcpu::{Exec, Vcpu};
-
-const MAP_GRANT_REF: u64 = 0;
-const UNMAP_GRANT_REF: u64 = 1;
-const SETUP_TABLE: u64 = 2;
-const COPY: u64 = 5;
-const QUERY_SIZE: u64 = 6;
-const SET_VERSION: u64 = 8;
-const GET_VERSION: u64 = 10;
+use xen_abi::grant_table::*;
 
 /// Most operations a single call may batch.
 const MAX_BATCH: u64 = 512;
@@ -26,65 +19,55 @@ pub fn grant_table_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i6
         return Err(errno::EINVAL);
     }
     match op {
-        QUERY_SIZE => {
-            // struct gnttab_query_size { domid_t dom; uint32_t nr_frames; uint32_t max_nr_frames; int16_t status; }
+        GNTTABOP_QUERY_SIZE => {
             for i in 0..count {
-                let at = uop + i * 16;
-                let mut a: [u8; 16] = read_arg(vcpu, exec, at)?;
-                if own(vcpu, u16_at(&a, 0)) {
-                    let (frames, max) = vcpu.domain.grants.lock().size();
-                    a[4..8].copy_from_slice(&frames.to_le_bytes());
-                    a[8..12].copy_from_slice(&max.to_le_bytes());
-                    a[12..14].copy_from_slice(&status::OKAY.to_le_bytes());
+                let at = uop + i * GnttabQuerySize::SIZE as u64;
+                let mut a: GnttabQuerySize = read_struct(vcpu, exec, at)?;
+                if own(vcpu, a.dom) {
+                    (a.nr_frames, a.max_nr_frames) = vcpu.domain.grants.lock().size();
+                    a.status = GNTST_OKAY;
                 } else {
-                    a[12..14].copy_from_slice(&status::PERMISSION_DENIED.to_le_bytes());
+                    a.status = GNTST_PERMISSION_DENIED;
                 }
-                write_arg(vcpu, exec, at, &a)?;
+                write_struct(vcpu, exec, at, &a)?;
             }
             Ok(0)
         }
-        SETUP_TABLE => {
-            // struct gnttab_setup_table { domid_t dom; uint32_t nr_frames; int16_t status;
-            //                             XEN_GUEST_HANDLE(xen_pfn_t) frame_list; }  (24 bytes)
+        GNTTABOP_SETUP_TABLE => {
             for i in 0..count {
-                let at = uop + i * 24;
-                let mut a: [u8; 24] = read_arg(vcpu, exec, at)?;
-                let code = if !own(vcpu, u16_at(&a, 0)) {
-                    status::PERMISSION_DENIED
+                let at = uop + i * GnttabSetupTable::SIZE as u64;
+                let mut a: GnttabSetupTable = read_struct(vcpu, exec, at)?;
+                a.status = if !own(vcpu, a.dom) {
+                    GNTST_PERMISSION_DENIED
                 } else {
-                    match vcpu.domain.grants.lock().grow(u32_at(&a, 4)) {
-                        // Auto-translated guests map the frames with XENMEM_add_to_physmap;
-                        // the frame list stays untouched, as on Xen with HAP.
-                        Ok(()) => status::OKAY,
+                    // Auto-translated guests map the frames with XENMEM_add_to_physmap;
+                    // the frame list stays untouched, as on Xen with HAP.
+                    match vcpu.domain.grants.lock().grow(a.nr_frames) {
+                        Ok(()) => GNTST_OKAY,
                         Err(code) => code,
                     }
                 };
-                a[8..10].copy_from_slice(&code.to_le_bytes());
-                write_arg(vcpu, exec, at, &a)?;
+                write_struct(vcpu, exec, at, &a)?;
             }
             Ok(0)
         }
-        SET_VERSION => {
-            let a: [u8; 4] = read_arg(vcpu, exec, uop)?;
-            match u32_at(&a, 0) {
-                1 => Ok(0),
-                // Version 2 tables are not offered.
-                _ => Err(errno::EINVAL),
-            }
-        }
-        GET_VERSION => {
-            // struct gnttab_get_version { domid_t dom; uint16_t pad; uint32_t version; }
-            let mut a: [u8; 8] = read_arg(vcpu, exec, uop)?;
-            if !own(vcpu, u16_at(&a, 0)) {
+        GNTTABOP_SET_VERSION => match read_struct::<GnttabSetVersion>(vcpu, exec, uop)?.version {
+            1 => Ok(0),
+            // Version 2 tables are not offered.
+            _ => Err(errno::EINVAL),
+        },
+        GNTTABOP_GET_VERSION => {
+            let mut a: GnttabGetVersion = read_struct(vcpu, exec, uop)?;
+            if !own(vcpu, a.dom) {
                 return Err(errno::EPERM);
             }
-            a[4..8].copy_from_slice(&1u32.to_le_bytes());
-            write_arg(vcpu, exec, uop, &a)?;
+            a.version = 1;
+            write_struct(vcpu, exec, uop, &a)?;
             Ok(0)
         }
-        MAP_GRANT_REF => grant::map_batch(vcpu, exec, uop, count),
-        UNMAP_GRANT_REF => grant::unmap_batch(vcpu, exec, uop, count),
-        COPY => grant::copy_batch(vcpu, exec, uop, count),
+        GNTTABOP_MAP_GRANT_REF => grant::map_batch(vcpu, exec, uop, count),
+        GNTTABOP_UNMAP_GRANT_REF => grant::unmap_batch(vcpu, exec, uop, count),
+        GNTTABOP_COPY => grant::copy_batch(vcpu, exec, uop, count),
         _ => Err(errno::ENOSYS),
     }
 }

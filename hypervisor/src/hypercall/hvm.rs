@@ -1,68 +1,59 @@
 //! `hvm_op`: HVM parameters (`public/hvm/hvm_op.h`, `params.h`).
 
-use super::{errno, Outcome};
-use crate::domain::{DOMID_SELF, HVM_NR_PARAMS, HVM_PARAM_CALLBACK_IRQ};
-use crate::guest_access::{copy_from_guest, copy_to_guest};
+use super::{errno, read_struct, write_struct, Outcome};
+use crate::domain::DOMID_SELF;
 use crate::vcpu::{Exec, Vcpu};
-
-const HVMOP_SET_PARAM: u64 = 0;
-const HVMOP_GET_PARAM: u64 = 1;
-const HVMOP_PAGETABLE_DYING: u64 = 9;
-/// `struct xen_hvm_param { domid_t domid; uint16_t pad; uint32_t index; uint64_t value; }`
-const PARAM_SIZE: usize = 16;
-/// HVM_PARAM_CALLBACK_IRQ type "vector" (bits 63:56).
-const CALLBACK_TYPE_VECTOR: u64 = 2;
+use xen_abi::hvm::*;
 
 pub fn hvm_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
-    let op = args[0];
-    if op == HVMOP_PAGETABLE_DYING {
-        // struct xen_hvm_pagetable_dying { domid_t domid; uint64_t gpa; }: a hint for
-        // shadow paging. With nested paging Xen answers -EINVAL, and so do we.
-        let mut raw = [0u8; 16];
-        if copy_from_guest(&vcpu.domain.ram, exec, args[1], &mut raw).is_err() {
-            return Outcome::error(errno::EFAULT);
-        }
-        let domid = u16::from_le_bytes([raw[0], raw[1]]);
-        if domid != DOMID_SELF && domid != vcpu.domain.id {
-            return Outcome::error(errno::ESRCH);
-        }
-        return Outcome::error(errno::EINVAL);
-    }
-    if op != HVMOP_SET_PARAM && op != HVMOP_GET_PARAM {
-        return Outcome::error(errno::ENOSYS);
-    }
-    let mut raw = [0u8; PARAM_SIZE];
-    if copy_from_guest(&vcpu.domain.ram, exec, args[1], &mut raw).is_err() {
-        return Outcome::error(errno::EFAULT);
-    }
-    let domid = u16::from_le_bytes([raw[0], raw[1]]);
-    let index = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]) as usize;
-    let value = u64::from_le_bytes([raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15]]);
-    // A domU may only reach its own parameters.
-    if domid != DOMID_SELF && domid != vcpu.domain.id {
-        return Outcome::error(errno::EPERM);
-    }
-    if index >= HVM_NR_PARAMS {
-        return Outcome::error(errno::EINVAL);
-    }
-    if op == HVMOP_GET_PARAM {
-        raw[8..16].copy_from_slice(&vcpu.domain.hvm_param(index).to_le_bytes());
-        return match copy_to_guest(&vcpu.domain.ram, exec, args[1], &raw) {
-            Ok(()) => Outcome::done(0),
-            Err(_) => Outcome::error(errno::EFAULT),
-        };
-    }
-    match index {
-        HVM_PARAM_CALLBACK_IRQ => {
-            let vector_type = value >> 56;
-            if value != 0 && (vector_type != CALLBACK_TYPE_VECTOR || (value & 0xff) < 0x10) {
-                // Only vector delivery exists here (no emulated PCI or GSI routing yet).
-                return Outcome::error(errno::EINVAL);
+    Outcome::from(op(vcpu, exec, args))
+}
+
+fn own(vcpu: &Vcpu, domid: u16) -> bool {
+    domid == DOMID_SELF || domid == vcpu.domain.id
+}
+
+fn op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i64> {
+    match args[0] {
+        HVMOP_PAGETABLE_DYING => {
+            // A hint for shadow paging. With nested paging Xen answers -EINVAL, and so do we.
+            let a: XenHvmPagetableDying = read_struct(vcpu, exec, args[1])?;
+            if !own(vcpu, a.domid) {
+                return Err(errno::ESRCH);
             }
-            vcpu.domain.set_hvm_param(index, value);
-            Outcome::done(0)
+            Err(errno::EINVAL)
         }
-        // Other parameters are the toolstack's to set.
-        _ => Outcome::error(errno::EPERM),
+        op @ (HVMOP_SET_PARAM | HVMOP_GET_PARAM) => {
+            let mut a: XenHvmParam = read_struct(vcpu, exec, args[1])?;
+            // A domU may only reach its own parameters.
+            if !own(vcpu, a.domid) {
+                return Err(errno::EPERM);
+            }
+            if a.index >= HVM_NR_PARAMS {
+                return Err(errno::EINVAL);
+            }
+            let index = a.index as usize;
+            if op == HVMOP_GET_PARAM {
+                a.value = vcpu.domain.hvm_param(index);
+                write_struct(vcpu, exec, args[1], &a)?;
+                return Ok(0);
+            }
+            match a.index {
+                HVM_PARAM_CALLBACK_IRQ => {
+                    let value = a.value;
+                    if value != 0
+                        && (callback_irq_type(value) != HVM_PARAM_CALLBACK_TYPE_VECTOR || (value & 0xff) < 0x10)
+                    {
+                        // Only vector delivery exists here (no emulated PCI or GSI routing).
+                        return Err(errno::EINVAL);
+                    }
+                    vcpu.domain.set_hvm_param(index, value);
+                    Ok(0)
+                }
+                // Other parameters are the toolstack's to set.
+                _ => Err(errno::EPERM),
+            }
+        }
+        _ => Err(errno::ENOSYS),
     }
 }

@@ -2,25 +2,12 @@
 //! reservation sizes, placing shared_info and grant frames in the guest's physical space,
 //! and ballooning pages out and back in.
 
-use super::{errno, read_arg, u16_at, u32_at, u64_at, write_arg};
+use super::{errno, read_arg, read_struct, u16_at, u64_at, write_struct};
 use crate::domain::DOMID_SELF;
 use crate::mm::frames;
 use crate::vcpu::{Exec, Vcpu};
+use xen_abi::memory::*;
 
-const INCREASE_RESERVATION: u64 = 0;
-const DECREASE_RESERVATION: u64 = 1;
-const MAXIMUM_RAM_PAGE: u64 = 2;
-const CURRENT_RESERVATION: u64 = 3;
-const MAXIMUM_RESERVATION: u64 = 4;
-const POPULATE_PHYSMAP: u64 = 6;
-const ADD_TO_PHYSMAP: u64 = 7;
-const MEMORY_MAP: u64 = 9;
-const MACHINE_MEMORY_MAP: u64 = 10;
-
-const XENMAPSPACE_SHARED_INFO: u32 = 0;
-const XENMAPSPACE_GRANT_TABLE: u32 = 1;
-/// `XENMAPIDX_grant_table_status`: version 2 status frames, which we do not offer.
-const XENMAPIDX_GRANT_TABLE_STATUS: u64 = 1 << 31;
 /// Low bits of the command are the operation; the rest is a continuation's start extent.
 const MEMOP_CMD_MASK: u64 = 0x3f;
 /// Largest extent order a domU may ask for (Xen's `max_order(d)` for domUs is 9: 2 MiB).
@@ -34,45 +21,36 @@ pub fn memory_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i6
     let arg = args[1];
     let dom = &vcpu.domain;
     match args[0] & MEMOP_CMD_MASK {
-        MAXIMUM_RAM_PAGE => Ok(frames::tracked_frames() as i64 - 1),
-        CURRENT_RESERVATION | MAXIMUM_RESERVATION => {
+        XENMEM_MAXIMUM_RAM_PAGE => Ok(frames::tracked_frames() as i64 - 1),
+        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
             let domid = u16_at(&read_arg::<2>(vcpu, exec, arg)?, 0);
             if !is_self(vcpu, domid) {
                 return Err(errno::EPERM);
             }
             let (current, max) = dom.ram.reservation();
-            Ok(if args[0] & MEMOP_CMD_MASK == CURRENT_RESERVATION { current } else { max } as i64)
+            Ok(if args[0] & MEMOP_CMD_MASK == XENMEM_CURRENT_RESERVATION { current } else { max } as i64)
         }
-        MEMORY_MAP => {
-            // struct xen_memory_map { unsigned int nr_entries; XEN_GUEST_HANDLE(void) buffer; }
-            let mut a: [u8; 16] = read_arg(vcpu, exec, arg)?;
-            let capacity = u32_at(&a, 0) as usize;
-            let buffer = u64_at(&a, 8);
+        XENMEM_MEMORY_MAP => {
+            let mut a: XenMemoryMap = read_struct(vcpu, exec, arg)?;
             let map = dom.memory_map();
-            if capacity < map.len() {
+            if (a.nr_entries as usize) < map.len() {
                 return Err(errno::EINVAL);
             }
             for (i, e) in map.iter().enumerate() {
-                // struct e820entry { u64 addr; u64 size; u32 type; } (packed, 20 bytes)
-                let mut raw = [0u8; 20];
-                raw[0..8].copy_from_slice(&e.addr.to_le_bytes());
-                raw[8..16].copy_from_slice(&e.size.to_le_bytes());
-                raw[16..20].copy_from_slice(&e.kind.to_le_bytes());
-                write_arg(vcpu, exec, buffer + i as u64 * 20, &raw)?;
+                let entry = E820Entry { addr: e.addr, size: e.size, type_: e.kind };
+                write_struct(vcpu, exec, a.buffer + (i * E820Entry::SIZE) as u64, &entry)?;
             }
-            a[0..4].copy_from_slice(&(map.len() as u32).to_le_bytes());
-            write_arg(vcpu, exec, arg, &a)?;
+            a.nr_entries = map.len() as u32;
+            write_struct(vcpu, exec, arg, &a)?;
             Ok(0)
         }
-        MACHINE_MEMORY_MAP => Err(errno::EPERM),
-        ADD_TO_PHYSMAP => {
-            // struct xen_add_to_physmap { domid_t domid; uint16_t size; unsigned int space;
-            //                             xen_ulong_t idx; xen_pfn_t gpfn; }
-            let a: [u8; 24] = read_arg(vcpu, exec, arg)?;
-            if !is_self(vcpu, u16_at(&a, 0)) {
+        XENMEM_MACHINE_MEMORY_MAP => Err(errno::EPERM),
+        XENMEM_ADD_TO_PHYSMAP => {
+            let a: XenAddToPhysmap = read_struct(vcpu, exec, arg)?;
+            if !is_self(vcpu, a.domid) {
                 return Err(errno::EPERM);
             }
-            let (space, idx, gpfn) = (u32_at(&a, 4), u64_at(&a, 8), u64_at(&a, 16));
+            let (space, idx, gpfn) = (a.space, a.idx, a.gpfn);
             let page = match space {
                 XENMAPSPACE_SHARED_INFO if idx == 0 => dom.shared_info_frame(),
                 XENMAPSPACE_SHARED_INFO => return Err(errno::EINVAL),
@@ -83,12 +61,10 @@ pub fn memory_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i6
             dom.ram.map_overlay(gpfn, page).map_err(|_| errno::ENOMEM)?;
             Ok(0)
         }
-        op @ (INCREASE_RESERVATION | DECREASE_RESERVATION | POPULATE_PHYSMAP) => {
-            // struct xen_memory_reservation { handle extent_start; xen_ulong_t nr_extents;
-            //     unsigned int extent_order; unsigned int mem_flags; domid_t domid; }
-            let a: [u8; 32] = read_arg(vcpu, exec, arg)?;
-            let (list, count, order) = (u64_at(&a, 0), u64_at(&a, 8), u32_at(&a, 16));
-            if !is_self(vcpu, u16_at(&a, 24)) {
+        op @ (XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP) => {
+            let a: XenMemoryReservation = read_struct(vcpu, exec, arg)?;
+            let (list, count, order) = (a.extent_start, a.nr_extents, a.extent_order);
+            if !is_self(vcpu, a.domid) {
                 return Err(errno::EPERM);
             }
             if order > MAX_EXTENT_ORDER {
@@ -99,12 +75,12 @@ pub fn memory_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i6
             while done < count {
                 let pages = 1u64 << order;
                 let ok = match op {
-                    INCREASE_RESERVATION => dom.ram.reserve_pages(pages),
+                    XENMEM_INCREASE_RESERVATION => dom.ram.reserve_pages(pages),
                     _ => {
                         let gfn = u64_at(&read_arg::<8>(vcpu, exec, list + done * 8)?, 0);
                         (0..pages).all(|p| {
                             let g = gfn + p;
-                            if op == DECREASE_RESERVATION {
+                            if op == XENMEM_DECREASE_RESERVATION {
                                 dom.ram.balloon_out(g)
                             } else {
                                 dom.ram.balloon_in(g)

@@ -16,36 +16,40 @@ mod version;
 use crate::exit::Action;
 use crate::vcpu::{Exec, Vcpu};
 use alloc::vec::Vec;
+use xen_abi::XenStruct;
 
-/// Xen's errno values (`xen/include/public/errno.h`).
-pub mod errno {
-    pub const EPERM: i64 = 1;
-    pub const ENOENT: i64 = 2;
-    pub const ESRCH: i64 = 3;
-    pub const ENOMEM: i64 = 12;
-    pub const EFAULT: i64 = 14;
-    pub const EEXIST: i64 = 17;
-    pub const EINVAL: i64 = 22;
-    pub const ENOSPC: i64 = 28;
-    pub const ENOSYS: i64 = 38;
-}
+/// Xen's errno values, as hypercalls return them (negated).
+pub use xen_abi::errno;
 
 /// Hypercall numbers (`public/xen.h`).
 mod nr {
-    pub const PLATFORM_OP: u64 = 7;
-    pub const MEMORY_OP: u64 = 12;
-    pub const SET_TIMER_OP: u64 = 15;
-    pub const XEN_VERSION: u64 = 17;
-    pub const CONSOLE_IO: u64 = 18;
-    pub const GRANT_TABLE_OP: u64 = 20;
-    pub const VM_ASSIST: u64 = 21;
-    pub const IRET: u64 = 23;
-    pub const VCPU_OP: u64 = 24;
-    pub const SCHED_OP: u64 = 29;
-    pub const EVENT_CHANNEL_OP: u64 = 32;
-    pub const PHYSDEV_OP: u64 = 33;
-    pub const HVM_OP: u64 = 34;
+    pub use xen_abi::xen::{
+        HYPERVISOR_CONSOLE_IO as CONSOLE_IO, HYPERVISOR_EVENT_CHANNEL_OP as EVENT_CHANNEL_OP,
+        HYPERVISOR_GRANT_TABLE_OP as GRANT_TABLE_OP, HYPERVISOR_HVM_OP as HVM_OP, HYPERVISOR_IRET as IRET,
+        HYPERVISOR_MEMORY_OP as MEMORY_OP, HYPERVISOR_PHYSDEV_OP as PHYSDEV_OP, HYPERVISOR_PLATFORM_OP as PLATFORM_OP,
+        HYPERVISOR_SCHED_OP as SCHED_OP, HYPERVISOR_SET_TIMER_OP as SET_TIMER_OP, HYPERVISOR_VCPU_OP as VCPU_OP,
+        HYPERVISOR_VM_ASSIST as VM_ASSIST, HYPERVISOR_XEN_VERSION as XEN_VERSION,
+    };
 }
+
+/// Copies a Xen argument structure in from guest-virtual `gva` (-EFAULT if unreadable).
+pub fn read_struct<T: XenStruct>(vcpu: &Vcpu, exec: &Exec, gva: u64) -> Result<T, i64> {
+    let mut buf = [0u8; MAX_STRUCT];
+    let bytes = &mut buf[..T::SIZE];
+    crate::guest_access::copy_from_guest(&vcpu.domain.ram, exec, gva, bytes).map_err(|_| errno::EFAULT)?;
+    T::read_from(bytes).map_err(|_| errno::EFAULT)
+}
+
+/// Copies a Xen argument structure back out to guest-virtual `gva` (-EFAULT if unwritable).
+pub fn write_struct<T: XenStruct>(vcpu: &Vcpu, exec: &Exec, gva: u64, value: &T) -> Result<(), i64> {
+    let mut buf = [0u8; MAX_STRUCT];
+    let bytes = &mut buf[..T::SIZE];
+    value.write_to(bytes).map_err(|_| errno::EFAULT)?;
+    write_arg(vcpu, exec, gva, bytes)
+}
+
+/// The largest argument structure copied whole (vcpu_hvm_context is 128 bytes).
+const MAX_STRUCT: usize = 256;
 
 /// Reads a `N`-byte argument structure from guest-virtual `gva` (-EFAULT if unreadable).
 pub fn read_arg<const N: usize>(vcpu: &Vcpu, exec: &Exec, gva: u64) -> Result<[u8; N], i64> {

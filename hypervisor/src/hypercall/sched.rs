@@ -1,25 +1,18 @@
 //! `sched_op` (`public/sched.h`): yield, block, poll, shutdown.
 
-use super::{errno, read_arg, u32_at, u64_at, Outcome};
+use super::{errno, read_arg, read_struct, u32_at, Outcome};
 use crate::domain::ShutdownReason;
 use crate::exit::Action;
 use crate::vcpu::{Exec, Vcpu};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use xen_abi::sched::*;
 
-const SCHEDOP_YIELD: u64 = 0;
-const SCHEDOP_BLOCK: u64 = 1;
-const SCHEDOP_SHUTDOWN: u64 = 2;
-const SCHEDOP_POLL: u64 = 3;
-const SCHEDOP_REMOTE_SHUTDOWN: u64 = 4;
-const SCHEDOP_SHUTDOWN_CODE: u64 = 5;
 /// Xen refuses to poll more ports than this at once.
 const MAX_POLL_PORTS: u32 = 128;
 
 fn reason_at(vcpu: &Vcpu, exec: &Exec, gva: u64) -> Result<ShutdownReason, i64> {
-    // struct sched_shutdown { unsigned int reason; }
-    let raw: [u8; 4] = read_arg(vcpu, exec, gva)?;
-    ShutdownReason::from_guest(u32_at(&raw, 0)).ok_or(errno::EINVAL)
+    ShutdownReason::from_guest(read_struct::<SchedShutdown>(vcpu, exec, gva)?.reason).ok_or(errno::EINVAL)
 }
 
 pub fn sched_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
@@ -49,13 +42,11 @@ pub fn sched_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
 
 /// `SCHEDOP_poll`: sleep until one of the ports is pending or the timeout passes.
 fn poll(vcpu: &Vcpu, exec: &Exec, arg: u64) -> Outcome {
-    // struct sched_poll { XEN_GUEST_HANDLE(evtchn_port_t) ports; unsigned int nr_ports;
-    //                     uint64_t timeout; }
-    let a: [u8; 24] = match read_arg(vcpu, exec, arg) {
+    let a: SchedPoll = match read_struct(vcpu, exec, arg) {
         Ok(a) => a,
         Err(e) => return Outcome::error(e),
     };
-    let (list, count, timeout) = (u64_at(&a, 0), u32_at(&a, 8), u64_at(&a, 16));
+    let (list, count, timeout) = (a.ports, a.nr_ports, a.timeout);
     if count > MAX_POLL_PORTS {
         return Outcome::error(errno::EINVAL);
     }

@@ -1,7 +1,7 @@
 //! `vcpu_op` (`public/vcpu.h`): vCPU state, timers, and the areas (vcpu_info, run state,
 //! time) the guest asks Xen to keep current.
 
-use super::{errno, read_arg, u32_at, u64_at, write_arg, Outcome};
+use super::{errno, read_struct, write_struct, Outcome};
 use crate::arch::x86_64::time;
 use crate::evtchn::two_level::{PageView, VCPU_INFO_SIZE};
 use crate::exit::Action;
@@ -9,22 +9,8 @@ use crate::mm::phys_to_virt;
 use crate::sched;
 use crate::vcpu::{Exec, Vcpu};
 use frame_alloc::FRAME_SIZE;
+use xen_abi::vcpu::*;
 
-const UP: u64 = 1;
-const DOWN: u64 = 2;
-const IS_UP: u64 = 3;
-const GET_RUNSTATE_INFO: u64 = 4;
-const REGISTER_RUNSTATE_MEMORY_AREA: u64 = 5;
-const SET_PERIODIC_TIMER: u64 = 6;
-const STOP_PERIODIC_TIMER: u64 = 7;
-const SET_SINGLESHOT_TIMER: u64 = 8;
-const STOP_SINGLESHOT_TIMER: u64 = 9;
-const REGISTER_VCPU_INFO: u64 = 10;
-const REGISTER_VCPU_TIME_MEMORY_AREA: u64 = 13;
-
-/// `VCPU_SSHOTTMR_future`: fail with -ETIME if the deadline already passed.
-const SSHOTTMR_FUTURE: u32 = 1;
-const ETIME: i64 = 62;
 /// Xen refuses periodic timers faster than 1 ms.
 const MIN_PERIOD_NS: u64 = 1_000_000;
 
@@ -35,8 +21,8 @@ pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
     };
     let is_self = target.id == caller.id;
     let result: Result<i64, i64> = (|| match cmd {
-        IS_UP => Ok(i64::from(!sched::is_down(&target) || is_self)),
-        UP => {
+        VCPUOP_IS_UP => Ok(i64::from(!sched::is_down(&target) || is_self)),
+        VCPUOP_UP => {
             // Secondary vCPUs of PVH guests start through their local APIC (INIT/SIPI);
             // VCPUOP_up needs a context from VCPUOP_initialise, which we do not take.
             if sched::is_down(&target) {
@@ -45,54 +31,52 @@ pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
                 Ok(0)
             }
         }
-        DOWN => Err(errno::EINVAL),
-        GET_RUNSTATE_INFO => {
-            let record = target.runstate_record();
-            write_arg(caller, exec, arg, &record)?;
+        VCPUOP_DOWN => Err(errno::EINVAL),
+        VCPUOP_GET_RUNSTATE_INFO => {
+            let record = VcpuRunstateInfo::from_bytes(&target.runstate_record());
+            write_struct(caller, exec, arg, &record)?;
             Ok(0)
         }
-        REGISTER_RUNSTATE_MEMORY_AREA => {
-            let addr = u64_at(&read_arg::<8>(caller, exec, arg)?, 0);
+        VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
+            let addr = read_struct::<VcpuRegisterRunstateMemoryArea>(caller, exec, arg)?.addr;
             target.set_runstate_area((addr != 0).then_some(addr));
             Ok(0)
         }
-        REGISTER_VCPU_TIME_MEMORY_AREA => {
-            let addr = u64_at(&read_arg::<8>(caller, exec, arg)?, 0);
+        VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => {
+            let addr = read_struct::<VcpuRegisterTimeMemoryArea>(caller, exec, arg)?.addr;
             target.set_time_area((addr != 0).then_some(addr));
             Ok(0)
         }
-        SET_PERIODIC_TIMER => {
-            let period = u64_at(&read_arg::<8>(caller, exec, arg)?, 0);
+        VCPUOP_SET_PERIODIC_TIMER => {
+            let period = read_struct::<VcpuSetPeriodicTimer>(caller, exec, arg)?.period_ns;
             if period < MIN_PERIOD_NS {
                 return Err(errno::EINVAL);
             }
             target.set_periodic(period);
             Ok(0)
         }
-        STOP_PERIODIC_TIMER => {
+        VCPUOP_STOP_PERIODIC_TIMER => {
             target.set_periodic(0);
             Ok(0)
         }
-        SET_SINGLESHOT_TIMER | STOP_SINGLESHOT_TIMER if !is_self => Err(errno::EINVAL),
-        SET_SINGLESHOT_TIMER => {
-            // struct vcpu_set_singleshot_timer { uint64_t timeout_abs_ns; uint32_t flags; }
-            let a: [u8; 16] = read_arg(caller, exec, arg)?;
-            let (deadline, flags) = (u64_at(&a, 0), u32_at(&a, 8));
-            if flags & SSHOTTMR_FUTURE != 0 && deadline < time::system_time_ns() {
-                return Err(ETIME);
+        VCPUOP_SET_SINGLESHOT_TIMER | VCPUOP_STOP_SINGLESHOT_TIMER if !is_self => Err(errno::EINVAL),
+        VCPUOP_SET_SINGLESHOT_TIMER => {
+            let a: VcpuSetSingleshotTimer = read_struct(caller, exec, arg)?;
+            let deadline = a.timeout_abs_ns;
+            if a.flags & VCPU_SSHOTTMR_FUTURE != 0 && deadline < time::system_time_ns() {
+                return Err(errno::ETIME);
             }
             target.set_singleshot(deadline);
             Ok(0)
         }
-        STOP_SINGLESHOT_TIMER => {
+        VCPUOP_STOP_SINGLESHOT_TIMER => {
             target.set_singleshot(0);
             Ok(0)
         }
-        REGISTER_VCPU_INFO => {
-            // struct vcpu_register_vcpu_info { uint64_t mfn; uint32_t offset; uint32_t rsvd; }
-            let a: [u8; 16] = read_arg(caller, exec, arg)?;
-            let (gfn, offset, reserved) = (u64_at(&a, 0), u64::from(u32_at(&a, 8)), u32_at(&a, 12));
-            if reserved != 0 || offset + VCPU_INFO_SIZE as u64 > FRAME_SIZE || offset % 8 != 0 {
+        VCPUOP_REGISTER_VCPU_INFO => {
+            let a: VcpuRegisterVcpuInfo = read_struct(caller, exec, arg)?;
+            let (gfn, offset, reserved) = (a.mfn, u64::from(a.offset), a.rsvd);
+            if reserved != 0 || offset + VCPU_INFO_SIZE as u64 > FRAME_SIZE || !offset.is_multiple_of(8) {
                 return Err(errno::EINVAL);
             }
             if target.has_registered_vcpu_info() {

@@ -4,17 +4,8 @@
 use super::{errno, read_arg, write_arg};
 use crate::vcpu::{Exec, Vcpu};
 
-const XENVER_VERSION: u64 = 0;
-const XENVER_EXTRAVERSION: u64 = 1;
-const XENVER_COMPILE_INFO: u64 = 2;
-const XENVER_CAPABILITIES: u64 = 3;
-const XENVER_CHANGESET: u64 = 4;
-const XENVER_PLATFORM_PARAMETERS: u64 = 5;
-const XENVER_GET_FEATURES: u64 = 6;
-const XENVER_PAGESIZE: u64 = 7;
-const XENVER_GUEST_HANDLE: u64 = 8;
-const XENVER_COMMANDLINE: u64 = 9;
-const XENVER_BUILD_ID: u64 = 10;
+use xen_abi::features::*;
+use xen_abi::version::*;
 
 const VERSION: i64 = (4 << 16) | 17;
 const EXTRAVERSION: &[u8] = b".0";
@@ -22,10 +13,11 @@ const CAPABILITIES: &[u8] = b"xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-
 /// `HYPERVISOR_VIRT_START` of 64-bit Xen.
 const VIRT_START: u64 = 0xffff_8000_0000_0000;
 
-/// `XENFEAT_*` bits of submap 0 for an HVM/PVH guest: writable page tables (0),
-/// auto-translated physmap (2), HVM callback vector (8), HVM-safe pvclock (9).
-pub const FEATURES_SUBMAP0: u32 = (1 << 0) | (1 << 2) | (1 << 8) | (1 << 9);
-const XENFEAT_NR_SUBMAPS: u32 = 1;
+/// `XENFEAT_*` bits of submap 0 for an HVM/PVH guest, as Xen 4.17 sets them.
+pub const FEATURES_SUBMAP0: u32 = (1 << XENFEAT_WRITABLE_PAGE_TABLES)
+    | (1 << XENFEAT_AUTO_TRANSLATED_PHYSMAP)
+    | (1 << XENFEAT_HVM_CALLBACK_VECTOR)
+    | (1 << XENFEAT_HVM_SAFE_PVCLOCK);
 
 fn write_string(vcpu: &Vcpu, exec: &Exec, gva: u64, text: &[u8], size: usize) -> Result<i64, i64> {
     let mut buf = alloc::vec![0u8; size];

@@ -19,7 +19,8 @@
 //! Guests start in 32-bit protected mode with paging off (the PVH entry state), which needs
 //! "unrestricted guest". The guest owns CR0.PE/PG and CR4 except for the bits VMX fixes
 //! (CR0.NE, CR4.VMXE): those are host-owned through the guest/host masks and read shadows,
-//! and a guest write that changes them exits and is emulated.
+//! and a guest write that changes them exits and is emulated. CR8 accesses exit too (there
+//! is no TPR shadow): the guest's CR8 lives in the vCPU, never in the physical TPR.
 
 pub mod ept;
 pub mod exit;
@@ -273,14 +274,18 @@ fn probe() -> Result<VmxCapabilities, &'static str> {
         let ticks = (crate::arch::x86_64::time::tsc_hz() / 1_000_000 * PREEMPTION_TIMER_US) >> rate;
         ticks.clamp(1, u64::from(u32::MAX)) as u32
     });
+    // CR8 accesses exit: without a TPR shadow, MOV to CR8 in the guest would write the
+    // physical TPR and mask the host's interrupts. The backend keeps the guest's CR8.
     let required_primary = PrimaryControls::HLT_EXITING
         | PrimaryControls::MWAIT_EXITING
         | PrimaryControls::MONITOR_EXITING
+        | PrimaryControls::CR8_LOAD_EXITING
+        | PrimaryControls::CR8_STORE_EXITING
         | PrimaryControls::USE_IO_BITMAPS
         | PrimaryControls::USE_MSR_BITMAPS
         | PrimaryControls::ACTIVATE_SECONDARY_CONTROLS;
     let primary = primary_allowed.choose(required_primary.bits(), 0).ok_or(
-        "VMX present but no EPT (no secondary controls), or it lacks HLT/MONITOR/MWAIT exiting or I/O and MSR bitmaps",
+        "VMX present but no EPT (no secondary controls), or it lacks HLT/MONITOR/MWAIT/CR8 exiting or I/O and MSR bitmaps",
     )?;
     if !primary_allowed.allows(PrimaryControls::INTERRUPT_WINDOW_EXITING.bits()) {
         return Err("VMX lacks interrupt-window exiting");
@@ -290,8 +295,6 @@ fn probe() -> Result<VmxCapabilities, &'static str> {
         | PrimaryControls::RDTSC_EXITING
         | PrimaryControls::UNCONDITIONAL_IO_EXITING
         | PrimaryControls::MOV_DR_EXITING
-        | PrimaryControls::CR8_LOAD_EXITING
-        | PrimaryControls::CR8_STORE_EXITING
         | PrimaryControls::USE_TPR_SHADOW
         | PrimaryControls::NMI_WINDOW_EXITING
         | PrimaryControls::MONITOR_TRAP_FLAG;

@@ -81,6 +81,9 @@ pub struct VmxVcpu {
     lazy_msrs: [u64; LAZY_MSRS.len()],
     /// CSTAR, which Intel CPUs do not use: kept here for the guest.
     cstar: u64,
+    /// CR8 (the task-priority class), kept here: CR8 accesses exit so that the guest never
+    /// reaches the physical TPR.
+    cr8: u64,
 }
 
 // SAFETY: the VMCS frame is owned by this structure; the generic code hands a vCPU to one
@@ -131,6 +134,7 @@ impl VmxVcpu {
             primary: caps.primary,
             lazy_msrs: [0; LAZY_MSRS.len()],
             cstar: 0,
+            cr8: 0,
         };
         // A new VMCS starts with a VMCLEAR (SDM Vol. 3C §25.11.3).
         // SAFETY: VMX operation is on (domains exist only after enabling), and the region
@@ -159,6 +163,7 @@ impl VmxVcpu {
         self.event_pending = false;
         self.lazy_msrs = [0; LAZY_MSRS.len()];
         self.cstar = 0;
+        self.cr8 = 0;
         if self.resident_on == Some(percpu::current_index()) {
             LAZY_MSRS.iter().for_each(|&index| wrmsr(index, 0));
         }
@@ -357,11 +362,20 @@ impl VmxVcpu {
                         Ok(())
                     }
                     4 => self.write_cr4(value, caps),
+                    8 if value >> 4 != 0 => Err(GP_FAULT),
+                    8 => {
+                        self.cr8 = value;
+                        Ok(())
+                    }
                     _ => return Some(unhandled_cr(access)),
                 }
             }
             CrAccessKind::MovFromCr { cr: 3, gpr } => {
                 set_gpr(regs, gpr, self.read(VmcsNatural::GuestCr3), wide);
+                Ok(())
+            }
+            CrAccessKind::MovFromCr { cr: 8, gpr } => {
+                set_gpr(regs, gpr, self.cr8, wide);
                 Ok(())
             }
             CrAccessKind::MovFromCr { .. } => return Some(unhandled_cr(access)),
