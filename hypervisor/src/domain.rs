@@ -551,6 +551,7 @@ pub fn reap(id: DomId) {
     let domain = DOMAINS.lock().remove(&id);
     if let Some(d) = domain {
         evtchn::close_all(&d);
+        crate::grant::release_all(&d);
     }
 }
 

@@ -84,6 +84,16 @@ impl GrantTable {
     }
 }
 
+/// Releases every mapping `holder` has of other domains' pages (its domain is dying), so
+/// the granters' entries are unpinned and their memory is no longer kept alive by it — two
+/// dying domains that mapped each other's pages must not keep each other forever.
+pub fn release_all(holder: &Domain) {
+    let mappings: Vec<Mapping> = holder.grants.lock().maptrack.iter_mut().filter_map(Option::take).collect();
+    for mapping in mappings {
+        release_pin(&mapping.granter, mapping.gref, mapping.readonly);
+    }
+}
+
 impl Drop for GrantTable {
     fn drop(&mut self) {
         for mapping in self.maptrack.iter_mut().filter_map(Option::take) {

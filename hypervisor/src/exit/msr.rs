@@ -9,6 +9,10 @@ use crate::vcpu::{Exec, Vcpu};
 use crate::vlapic::{self, Effect, MSR_APIC_BASE, X2APIC_FIRST, X2APIC_LAST};
 
 const IA32_TIME_STAMP_COUNTER: u32 = 0x10;
+/// Read by Linux's early CPU checks on Intel (`verify_cpu`, XD-disable bit): as on Xen, a
+/// fixed value saying branch-trace and PEBS storage are unavailable; writes must not change it.
+const IA32_MISC_ENABLE: u32 = 0x1a0;
+const MISC_ENABLE_VALUE: u64 = (1 << 11) | (1 << 12);
 const IA32_EFER: u32 = 0xc000_0080;
 
 /// EFER bits a guest may set: SCE, LME, LMA (ignored on write), NXE.
@@ -22,6 +26,7 @@ pub fn read(vcpu: &Vcpu, exec: &mut Exec, msr: u32) -> Option<u64> {
         X2APIC_FIRST..=X2APIC_LAST => vcpu.lapic.lock().read(msr - X2APIC_FIRST),
         IA32_EFER => Some(exec.hw.guest_efer()),
         IA32_TIME_STAMP_COUNTER => Some(time::rdtsc()),
+        IA32_MISC_ENABLE => Some(MISC_ENABLE_VALUE),
         _ => {
             log::debug!("d{}v{}: rdmsr {msr:#x} -> #GP", vcpu.domain.id, vcpu.id);
             None
@@ -42,6 +47,7 @@ pub fn write(vcpu: &Vcpu, exec: &mut Exec, msr: u32, value: u64) -> bool {
             true
         }
         HYPERCALL_PAGE_MSR => hypercall::install_page(vcpu, exec, value),
+        IA32_MISC_ENABLE => value == MISC_ENABLE_VALUE,
         MSR_APIC_BASE => vcpu.lapic.lock().set_base_msr(value),
         X2APIC_FIRST..=X2APIC_LAST => {
             let effect = vcpu.lapic.lock().write(msr - X2APIC_FIRST, value);
