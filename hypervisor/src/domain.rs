@@ -30,27 +30,46 @@ pub const MAX_VCPUS: u32 = 64;
 pub const DEFAULT_WEIGHT: u32 = 256;
 pub const MAX_WEIGHT: u32 = 65535;
 
-/// `SHUTDOWN_*` from Xen's `sched.h` (soft_reset is not supported).
+/// `SHUTDOWN_*` from Xen's `sched.h`; like Xen we accept any code a guest gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShutdownReason {
-    Poweroff = xen_abi::sched::SHUTDOWN_POWEROFF as isize,
-    Reboot = xen_abi::sched::SHUTDOWN_REBOOT as isize,
-    Suspend = xen_abi::sched::SHUTDOWN_SUSPEND as isize,
-    Crash = xen_abi::sched::SHUTDOWN_CRASH as isize,
-    Watchdog = xen_abi::sched::SHUTDOWN_WATCHDOG as isize,
+    Poweroff,
+    Reboot,
+    Suspend,
+    Crash,
+    Watchdog,
+    SoftReset,
+    Other(u8),
 }
 
+/// `Domain::shutdown_code` when the guest set none.
+pub const NO_SHUTDOWN_CODE: u8 = 0xff;
+
 impl ShutdownReason {
-    pub fn from_guest(code: u32) -> Option<Self> {
+    pub fn from_code(code: u8) -> Self {
         use xen_abi::sched::*;
-        Some(match code {
+        match u32::from(code) {
             SHUTDOWN_POWEROFF => Self::Poweroff,
             SHUTDOWN_REBOOT => Self::Reboot,
             SHUTDOWN_SUSPEND => Self::Suspend,
             SHUTDOWN_CRASH => Self::Crash,
             SHUTDOWN_WATCHDOG => Self::Watchdog,
-            _ => return None,
-        })
+            SHUTDOWN_SOFT_RESET => Self::SoftReset,
+            _ => Self::Other(code),
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        use xen_abi::sched::*;
+        (match self {
+            Self::Poweroff => SHUTDOWN_POWEROFF,
+            Self::Reboot => SHUTDOWN_REBOOT,
+            Self::Suspend => SHUTDOWN_SUSPEND,
+            Self::Crash => SHUTDOWN_CRASH,
+            Self::Watchdog => SHUTDOWN_WATCHDOG,
+            Self::SoftReset => SHUTDOWN_SOFT_RESET,
+            Self::Other(code) => return code,
+        }) as u8
     }
 
     pub fn name(self) -> &'static str {
@@ -60,6 +79,8 @@ impl ShutdownReason {
             Self::Suspend => "suspend",
             Self::Crash => "crash",
             Self::Watchdog => "watchdog",
+            Self::SoftReset => "soft_reset",
+            Self::Other(_) => "unknown",
         }
     }
 }
@@ -207,7 +228,10 @@ impl Domain {
         sched::kick_all_cpus();
     }
 
+    /// Shuts the domain down; a code set earlier with SCHEDOP_shutdown_code wins, as in Xen.
     pub fn shutdown(&self, reason: ShutdownReason) {
+        let code = self.shutdown_code.load(Ordering::Acquire);
+        let reason = if code == NO_SHUTDOWN_CODE { reason } else { ShutdownReason::from_code(code) };
         self.end(DomainState::Shutdown(reason));
     }
 
@@ -501,8 +525,8 @@ pub fn create(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Re
         special_pages: Mutex::new(layout.take_frames()),
         console_ring_gfn: AtomicU64::new(0),
         vm_assist: AtomicU64::new(0),
-        grants: Mutex::new(GrantTable::new(crate::grant::DEFAULT_MAX_FRAMES)),
-        shutdown_code: AtomicU8::new(0xff),
+        grants: Mutex::new(GrantTable::new(crate::grant::DEFAULT_MAX_FRAMES).ok_or(CreateError::OutOfMemory)?),
+        shutdown_code: AtomicU8::new(NO_SHUTDOWN_CODE),
         handle: new_handle(id),
         memory_map: layout.memory_map.clone(),
         registered: AtomicBool::new(false),

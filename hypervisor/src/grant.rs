@@ -34,13 +34,30 @@ struct Mapping {
 /// One domain's grant frames (as granter) and maptrack (as grantee).
 pub struct GrantTable {
     frames: Vec<PhysAddr>,
+    /// Where the guest placed each frame (XENMEM_add_to_physmap), for setup_table.
+    frame_gfns: Vec<Option<u64>>,
     max_frames: u32,
     maptrack: Vec<Option<Mapping>>,
 }
 
 impl GrantTable {
-    pub fn new(max_frames: u32) -> Self {
-        GrantTable { frames: Vec::new(), max_frames, maptrack: Vec::new() }
+    /// A table with Xen's `INITIAL_NR_GRANT_FRAMES` (1) frame; `None` without memory.
+    pub fn new(max_frames: u32) -> Option<Self> {
+        let mut table = GrantTable { frames: Vec::new(), frame_gfns: Vec::new(), max_frames, maptrack: Vec::new() };
+        table.grow(1).ok()?;
+        Some(table)
+    }
+
+    /// Records that frame `index` is mapped at guest frame `gfn`.
+    pub fn placed(&mut self, index: u32, gfn: u64) {
+        if let Some(slot) = self.frame_gfns.get_mut(index as usize) {
+            *slot = Some(gfn);
+        }
+    }
+
+    /// The guest frame of each table frame (`INVALID_GFN` where not placed).
+    pub fn frame_gfns(&self) -> impl Iterator<Item = u64> + '_ {
+        self.frame_gfns.iter().map(|g| g.unwrap_or(u64::MAX))
     }
 
     /// (frames in use, most frames allowed).
@@ -56,6 +73,7 @@ impl GrantTable {
         while (self.frames.len() as u32) < nr_frames {
             let frame = frames::alloc_zeroed().ok_or(GNTST_GENERAL_ERROR)?;
             self.frames.push(frame);
+            self.frame_gfns.push(None);
         }
         Ok(())
     }
@@ -115,11 +133,12 @@ fn acquire(granter: &Domain, grantee: DomId, gref: u32, readonly: bool) -> Resul
     loop {
         let flags = current as u16;
         let domid = (current >> 16) as u16;
+        // Xen answers GNTST_general_error for every refusal here (`_set_status_v1`).
         if flags & GTF_TYPE_MASK != GTF_PERMIT_ACCESS || domid != grantee {
-            return Err(GNTST_PERMISSION_DENIED);
+            return Err(GNTST_GENERAL_ERROR);
         }
         if !readonly && flags & GTF_READONLY != 0 {
-            return Err(GNTST_PERMISSION_DENIED);
+            return Err(GNTST_GENERAL_ERROR);
         }
         let wanted = current | u32::from(pin);
         match header.compare_exchange(current, wanted, Ordering::AcqRel, Ordering::Acquire) {
@@ -166,10 +185,16 @@ fn granter_domain(vcpu: &Vcpu, domid: u16) -> Option<Arc<Domain>> {
 }
 
 fn map_one(vcpu: &Vcpu, op: &GnttabMapGrantRef) -> Result<u32, i16> {
-    if op.flags & GNTMAP_HOST_MAP == 0 || !op.host_addr.is_multiple_of(FRAME_SIZE) {
+    // Xen's order (`map_grant_ref`): a mapping kind, then what translated guests may ask,
+    // then the domain (named by id: DOMID_SELF is not accepted here).
+    if op.flags & (GNTMAP_DEVICE_MAP | GNTMAP_HOST_MAP) == 0 {
+        return Err(GNTST_BAD_GNTREF);
+    }
+    if op.flags & (GNTMAP_DEVICE_MAP | GNTMAP_APPLICATION_MAP | GNTMAP_CONTAINS_PTE) != 0 {
         return Err(GNTST_GENERAL_ERROR);
     }
-    let granter = granter_domain(vcpu, op.dom).ok_or(GNTST_BAD_DOMAIN)?;
+    let granter = if op.dom == vcpu.domain.id { Some(vcpu.domain.clone()) } else { domain::get(op.dom) };
+    let granter = granter.ok_or(GNTST_BAD_DOMAIN)?;
     let readonly = op.flags & GNTMAP_READONLY != 0;
     let gref = op.ref_;
     let gfn = acquire(&granter, vcpu.domain.id, gref, readonly)?;
@@ -218,7 +243,7 @@ fn unmap_one(vcpu: &Vcpu, op: &GnttabUnmapGrantRef) -> Result<(), i16> {
             Some(m) if op.host_addr == 0 || op.host_addr / FRAME_SIZE == m.gfn => {
                 slot.take().ok_or(GNTST_BAD_HANDLE)?
             }
-            Some(_) => return Err(GNTST_BAD_VIRT_ADDR),
+            Some(_) => return Err(GNTST_GENERAL_ERROR),
             None => return Err(GNTST_BAD_HANDLE),
         }
     };
@@ -261,8 +286,8 @@ fn copy_end(vcpu: &Vcpu, end: &GnttabCopyPtr, by_gref: bool, write: bool) -> Res
         };
         Ok(CopyEnd { domain, gref: Some(gref), page, offset })
     } else {
-        // A plain frame may only be the caller's own.
-        if !Arc::ptr_eq(&domain, &vcpu.domain) {
+        // A plain frame may only be the caller's own, named DOMID_SELF.
+        if end.domid != domain::DOMID_SELF {
             return Err(GNTST_PERMISSION_DENIED);
         }
         let gpa = end.u.gmfn().checked_mul(FRAME_SIZE).ok_or(GNTST_BAD_PAGE)?;

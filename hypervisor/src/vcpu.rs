@@ -85,6 +85,8 @@ pub struct Vcpu {
 struct Poll {
     ports: Vec<u32>,
     deadline_ns: u64,
+    /// The guest polled with interrupts enabled: then any upcall also ends the poll.
+    interruptible: bool,
 }
 
 /// `VCPUOP_register_runstate_memory_area` / `register_vcpu_time_memory_area` targets and
@@ -255,12 +257,12 @@ impl Vcpu {
     }
 
     /// Starts `SCHEDOP_poll`: returns false if one of `ports` is already pending.
-    pub fn start_poll(&self, ports: Vec<u32>, deadline_ns: u64) -> bool {
+    pub fn start_poll(&self, ports: Vec<u32>, deadline_ns: u64, interruptible: bool) -> bool {
         let bitmaps = self.domain.event_bitmaps();
-        if ports.iter().any(|&p| bitmaps.is_pending(p)) {
+        if ports.iter().any(|&p| bitmaps.is_pending(p)) || (interruptible && self.upcall_pending()) {
             return false;
         }
-        *self.poll.lock() = Some(Poll { ports, deadline_ns });
+        *self.poll.lock() = Some(Poll { ports, deadline_ns, interruptible });
         true
     }
 
@@ -292,7 +294,10 @@ impl Vcpu {
             lapic.check_timer(now);
             lapic.has_deliverable()
         };
-        self.upcall_pending() || lapic_ready || self.poll_done(now)
+        let polling_masked = self.poll.lock().as_ref().is_some_and(|p| !p.interruptible);
+        // A poll with interrupts off ends only for its ports or its timeout (Xen checks
+        // `local_events_need_delivery`, which needs IF); any other block ends on an upcall.
+        (!polling_masked && (self.upcall_pending() || lapic_ready)) || self.poll_done(now)
     }
 
     /// Delivers the event upcall on the domain's callback vector if the guest can take it
@@ -407,6 +412,8 @@ impl Vcpu {
         let mut guard = self.exec.lock();
         let exec = &mut *guard;
         exec.fpu.restore();
+        // Whatever the vCPU slept in (block or poll) is over once it runs again.
+        *self.poll.lock() = None;
         self.set_runstate(exec, runstate::RUNNING);
         self.update_time_info(Some(exec));
         let end = loop {

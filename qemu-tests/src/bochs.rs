@@ -108,7 +108,8 @@ impl BochsConfig {
     /// The default machine for `iso`, with its serial and Bochs logs in `dir`: Skylake-X
     /// (VMX), one CPU, 256 MiB.
     pub fn new(iso: &Path, dir: &Path) -> Self {
-        let env_path = |var: &str, default: &str| std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
+        let env_path =
+            |var: &str, default: &str| std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
         BochsConfig {
             bochs: std::env::var_os(ENV_BOCHS).unwrap_or_else(|| DEFAULT_BOCHS.into()),
             iso: iso.to_path_buf(),
@@ -265,7 +266,8 @@ impl BochsVm {
         self.config.check_files().unwrap_or_else(|e| fail(e));
         let (bochsrc, rc) = self.config.write_files(&self.dir).unwrap_or_else(|e| fail(e));
         let mut command = self.config.command(&bochsrc, &rc, Some(timeout));
-        let command_line = format!("TERM=dumb {}", shell_join(std::iter::once(command.get_program()).chain(command.get_args())));
+        let command_line =
+            format!("TERM=dumb {}", shell_join(std::iter::once(command.get_program()).chain(command.get_args())));
         fs::write(self.dir.join("command.txt"), format!("{command_line}\n"))
             .unwrap_or_else(|e| fail(format!("writing command.txt: {e}")));
         // Bochs draws its (unused) text screen on stdout; keep it out of the way.

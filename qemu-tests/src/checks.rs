@@ -190,3 +190,69 @@ mod domain_tests {
         assert!(!says_virtualization_unavailable("ready", false));
     }
 }
+
+/// Whether a `GUEST <kind> ...` line is one check: its first field is `<check>=pass|fail`
+/// (and not the closing `result=`).
+pub fn is_guest_check(line: &SelftestLine) -> bool {
+    line.fields.first().is_some_and(|(k, v)| k != "result" && (v == "pass" || v == "fail"))
+}
+
+/// The checks of a test-guest behaviour: domain `domid` printed at least `min_checks`
+/// `GUEST <kind> <check>=pass ...` lines, none with `=fail` and no check twice, and the
+/// closing `GUEST <kind> result=pass`. Fails listing every check that did not pass; returns the
+/// check lines.
+#[track_caller]
+pub fn guest_checks_pass(r: &RunResult, domid: u32, kind: &str, min_checks: usize) -> Vec<SelftestLine> {
+    let lines = r.guest_lines(domid, kind);
+    let checks: Vec<SelftestLine> = lines.iter().filter(|l| is_guest_check(l)).cloned().collect();
+    let failed: Vec<&str> =
+        checks.iter().filter(|l| l.fields.first().is_some_and(|(_, v)| v != "pass")).map(|l| l.raw.as_str()).collect();
+    r.check(
+        failed.is_empty(),
+        format!(
+            "domain {domid} failed {} of {} `GUEST {kind}` checks:\n  {}",
+            failed.len(),
+            checks.len(),
+            failed.join("\n  ")
+        ),
+    );
+    let mut names: Vec<&str> = checks.iter().filter_map(|l| l.fields.first()).map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    let dups: Vec<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    r.check(dups.is_empty(), format!("domain {domid} printed `GUEST {kind}` checks twice: {dups:?}"));
+    r.check(
+        checks.len() >= min_checks,
+        format!("domain {domid} printed {} `GUEST {kind}` checks, expected at least {min_checks}", checks.len()),
+    );
+    let result = lines.iter().find(|l| l.fields.first().is_some_and(|(k, _)| k == "result"));
+    match result {
+        Some(l) => r.check(l.get("result") == Some("pass"), format!("domain {domid}: {}", l.raw)),
+        None => r.fail(format!("domain {domid} printed no `GUEST {kind} result=` line")),
+    }
+    checks
+}
+
+/// The `GUEST <kind> <check>=...` line of domain `domid` for `check`; fails if missing.
+#[track_caller]
+pub fn guest_check(r: &RunResult, domid: u32, kind: &str, check: &str) -> SelftestLine {
+    r.guest_lines(domid, kind)
+        .into_iter()
+        .find(|l| l.fields.first().is_some_and(|(k, _)| k == check))
+        .unwrap_or_else(|| r.fail(format!("domain {domid} printed no `GUEST {kind} {check}=...` line")))
+}
+
+#[cfg(test)]
+mod guest_check_tests {
+    use super::is_guest_check;
+    use crate::selftest::SelftestLine;
+
+    #[test]
+    fn check_lines() {
+        let parse = |s| SelftestLine::parse_marked(s, "GUEST").unwrap();
+        assert!(is_guest_check(&parse("GUEST errors send_port0=pass rc=-22(EINVAL) expected=-22(EINVAL)")));
+        assert!(is_guest_check(&parse("GUEST mapper map_rw=fail rc=0 status=-8")));
+        assert!(!is_guest_check(&parse("GUEST errors result=pass checks=3 failed=0")));
+        assert!(!is_guest_check(&parse("GUEST pingpong round_trips=100 cycles_per_round_trip=5")));
+        assert!(!is_guest_check(&parse("GUEST granter grants rw=8 ro=9")));
+    }
+}

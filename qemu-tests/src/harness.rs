@@ -314,7 +314,9 @@ impl RunResult {
                 self.elapsed.as_secs_f64()
             ),
             Outcome::BochsExited(s) => match crate::bochs::stop_outcome(&self.serial) {
-                Some(o) => format!("Bochs quit (status {s}) after the hypervisor printed `FERROVISOR STOP outcome={o}`"),
+                Some(o) => {
+                    format!("Bochs quit (status {s}) once the hypervisor printed `FERROVISOR STOP outcome={o}`")
+                }
                 None => format!("Bochs quit (status {s}) without a `FERROVISOR STOP` line (see the Bochs log)"),
             },
         }

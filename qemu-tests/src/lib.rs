@@ -8,7 +8,9 @@
 //! `SELFTEST` lines that the self-test image prints on the serial port; the
 //! domain tests boot the normal image with test-guest domains as GRUB modules
 //! and read the `DOMAIN`/`DOMAINS` lines, the guests' `(dN) ` console lines and
-//! their `GUEST` result lines ([`domain_log`]).
+//! their `GUEST` result lines ([`domain_log`]). The Intel VT-x tests run under
+//! Bochs instead ([`bochs`]), which has no exit-status channel: they are judged
+//! by the hypervisor's `FERROVISOR STOP outcome=` line.
 //!
 //! Run them with `cargo xtask test`, which builds the images and passes them
 //! in the environment:
@@ -23,6 +25,8 @@
 //! | `FERROVISOR_TIMEOUT_SCALE` | multiplies every timeout (default 1; e.g. 3 on a slow host) |
 //! | `FERROVISOR_QEMU` | the QEMU binary (default `qemu-system-x86_64`) |
 //! | `FERROVISOR_OVMF_CODE`, `FERROVISOR_OVMF_VARS` | UEFI firmware (default Debian's `ovmf` 4M files) |
+//! | `FERROVISOR_BOCHS` | the Bochs binary for the Bochs tests ([`bochs`]; default `bochs`) |
+//! | `FERROVISOR_BOCHS_BIOS`, `FERROVISOR_BOCHS_VGA_BIOS` | Bochs' BIOS images (default Debian's `bochsbios`/`vgabios` files) |
 //! | `FERROVISOR_LINUX_VMLINUX` | Debian's kernel as an ELF vmlinux (required by the Linux tests, [`linux`]) |
 //! | `FERROVISOR_BUSYBOX` | Debian's static busybox, for the Linux tests' initramfs ([`initramfs`]) |
 //! | `FERROVISOR_LINUX_INITRD` | the default initramfs `cargo xtask linux` built (informational) |

@@ -27,6 +27,11 @@ pub const DEFAULT_OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// `-icount` options of [`QemuConfig::icount`]: one instruction per virtual nanosecond, no
 /// pacing to the host clock, idle time skipped.
 pub const ICOUNT_ARGS: &str = "shift=0,align=off,sleep=off";
+/// The CPU model of [`QemuConfig::icount`] runs: without RDRAND/RDSEED, whose host randomness
+/// would change the guests' paths from run to run.
+pub const ICOUNT_CPU: &str = "max,-rdrand,-rdseed";
+/// The RTC of [`QemuConfig::icount`] runs: a fixed date, advancing with guest time.
+pub const ICOUNT_RTC: &str = "base=2024-01-01T00:00:00,clock=vm";
 
 /// Value the hypervisor writes to the isa-debug-exit port on success.
 pub const DEBUG_EXIT_SUCCESS_VALUE: u32 = 0x10;
@@ -212,7 +217,8 @@ pub struct QemuConfig {
     pub console: Console,
     /// Deterministic instruction counting for benchmarks (TCG only): `-accel tcg,thread=single`
     /// and `-icount` [`ICOUNT_ARGS`], so guest time (TSC, timers) advances by one nanosecond
-    /// per instruction executed and skips idle periods at once.
+    /// per instruction executed and skips idle periods at once; the CPU model defaults to
+    /// [`ICOUNT_CPU`] and the RTC is [`ICOUNT_RTC`], so that runs repeat exactly.
     pub icount: bool,
     /// Extra arguments appended last.
     pub extra_args: Vec<OsString>,
@@ -249,10 +255,12 @@ impl QemuConfig {
             push(accel);
         }
         push(cpu_opt);
-        push(self.cpu.as_deref().unwrap_or(if self.icount { Accel::Tcg.default_cpu() } else { default_cpu }));
+        push(self.cpu.as_deref().unwrap_or(if self.icount { ICOUNT_CPU } else { default_cpu }));
         if self.icount {
             push("-icount");
             push(ICOUNT_ARGS);
+            push("-rtc");
+            push(ICOUNT_RTC);
         }
         push("-smp");
         push(&self.smp.to_string());
@@ -385,8 +393,10 @@ mod tests {
         c.icount = true;
         let joined = strs(&c).join(" ");
         assert!(
-            joined
-                .starts_with("-machine q35 -accel tcg,thread=single -cpu max -icount shift=0,align=off,sleep=off -smp"),
+            joined.starts_with(
+                "-machine q35 -accel tcg,thread=single -cpu max,-rdrand,-rdseed -icount shift=0,align=off,sleep=off \
+                 -rtc base=2024-01-01T00:00:00,clock=vm -smp"
+            ),
             "{joined}"
         );
     }

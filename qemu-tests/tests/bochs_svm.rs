@@ -6,8 +6,7 @@ use qemu_tests::{bochs, checks, BochsVm, DomainSpec};
 
 #[test]
 fn svm_under_bochs_hello_world() {
-    let domains =
-        [DomainSpec::new(qemu_tests::test_guest()).name("hello").memory_mib(16).cmdline("test=hello")];
+    let domains = [DomainSpec::new(qemu_tests::test_guest()).name("hello").memory_mib(16).cmdline("test=hello")];
     let r = BochsVm::domains("bochs_svm_hello", &qemu_tests::image(), "loglvl=info exit-when-idle", &domains)
         .cpu_model(bochs::model::SVM)
         .timeout_secs(90)

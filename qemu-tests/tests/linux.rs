@@ -12,7 +12,7 @@
 //! `cargo xtask test` fetches the kernel and busybox first (`cargo xtask linux`) and passes
 //! them in `FERROVISOR_LINUX_VMLINUX` and `FERROVISOR_BUSYBOX`; without them these tests fail.
 //! Run only the domU test:
-//! `cargo xtask test -- --exact linux_pvh_domu_boots_on_two_vcpus`.
+//! `cargo xtask test --qemu-only -- --exact linux_pvh_domu_boots_on_two_vcpus`.
 
 use std::path::{Path, PathBuf};
 
@@ -65,7 +65,8 @@ fn check_report(r: &RunResult, report: &LinuxReport, cpus: u32, clocksource: Opt
 fn linux_baseline_boots_under_plain_qemu() {
     let vmlinux = linux::vmlinux();
     eprintln!("kernel: {} ({})", vmlinux.display(), linux::version().unwrap_or_default());
-    let vm = Vm::kernel("linux_baseline", &vmlinux, "console=ttyS0").smp(2).memory("1G").timeout_secs(180);
+    // About 5 s here under TCG.
+    let vm = Vm::kernel("linux_baseline", &vmlinux, "console=ttyS0").smp(2).memory("1G").timeout_secs(120);
     let initrd = initramfs_in(vm.dir());
     let r = vm.initrd(&initrd).run();
     let report = LinuxReport::parse(r.serial.lines());
@@ -89,8 +90,10 @@ fn linux_pvh_domu_boots_on_two_vcpus() {
     let r = Vm::domains_in(name, dir, &qemu_tests::image(), CMDLINE, &domains)
         .smp(2)
         .memory("2G")
-        .timeout_secs(600)
-        .stall_timeout_secs(120)
+        // About 11 s here under TCG (GRUB loading the 64 MiB kernel module: ~6 s); Linux prints
+        // all the way, so a minute of silence means it hangs.
+        .timeout_secs(240)
+        .stall_timeout_secs(60)
         .run();
     // The console first: it says how far Linux got, whatever happened after.
     let console: Vec<String> = qemu_tests::domain_log::console_lines(&r.serial).into_iter().map(|l| l.text).collect();

@@ -5,10 +5,13 @@
 //!
 //! Hello world through all three output paths, the CPUID/MSR view of a guest, memory
 //! isolation, triple-fault isolation, an unhandled exit (INVD), timer wake-ups from HLT,
-//! several domains at once, two host CPUs with pinned and migrating domains, and CPUs that
-//! lack VMX, EPT or unrestricted guest. Bochs runs about 100 M instructions/s: the domains
-//! are small and short.
+//! several domains at once, two host CPUs with pinned and migrating domains, CPUs that
+//! lack VMX, EPT or unrestricted guest, and Debian's Linux as a 2-vCPU PVH domU. Bochs runs
+//! about 100 M instructions/s: the domains are small and short.
 
+use qemu_tests::harness::fresh_dir;
+use qemu_tests::initramfs::Initramfs;
+use qemu_tests::linux::{self, LinuxReport};
 use qemu_tests::{checks, BochsVm, DomainSpec, RunResult};
 
 /// The hypervisor command line of every test (`bochs-exit` is added by the runner).
@@ -60,7 +63,9 @@ fn vmx_cpuid_leaves_and_msrs() {
     r.check(failed.is_empty(), format!("failed CPUID/MSR checks:\n  {}", failed.join("\n  ")));
     for check in ["vmx_hidden", "efer", "msr_unknown_gp", "hypercall_page", "result"] {
         r.check(
-            r.guest_lines(d.id, "cpuid").iter().any(|l| l.fields.first().is_some_and(|(k, v)| k == check && v == "pass")),
+            r.guest_lines(d.id, "cpuid")
+                .iter()
+                .any(|l| l.fields.first().is_some_and(|(k, v)| k == check && v == "pass")),
             format!("no `GUEST cpuid {check}=pass` line from domain {}", d.id),
         );
     }
@@ -206,4 +211,38 @@ fn vmx_without_ept_is_reported() {
 #[test]
 fn vmx_without_unrestricted_guest_is_reported() {
     unavailable("vmx_detect_no_ug", "corei5_lynnfield_750", "no unrestricted guest");
+}
+
+/// Debian's kernel as a PVH domU with 2 vCPUs on VMX: real-mode INIT/SIPI start of the
+/// second vCPU, control-register emulation, the MSRs Linux reads on Intel, the Xen
+/// clocksource; `/init` prints its markers and powers off. About a minute under Bochs.
+#[test]
+fn vmx_linux_pvh_domu_boots_on_two_vcpus() {
+    let vmlinux = linux::vmlinux();
+    let name = "vmx_linux_domu";
+    let dir = fresh_dir(name);
+    let initrd = dir.join("initramfs.cpio");
+    Initramfs::new(&linux::busybox()).write(&initrd).unwrap_or_else(|e| panic!("building the initramfs: {e}"));
+    let domains = [DomainSpec::new(&vmlinux)
+        .name("linux")
+        .initrd(&initrd)
+        .memory_mib(256)
+        .vcpus(2)
+        .cmdline("console=hvc0 earlyprintk=xen")];
+    let modules = qemu_tests::domain::modules_for(&domains).unwrap_or_else(|e| panic!("[{name}] {e}"));
+    let r =
+        BochsVm::iso_in(name, dir, &qemu_tests::image(), CMDLINE, &modules).memory_mib(1024).timeout_secs(300).run();
+    let console: Vec<String> = qemu_tests::domain_log::console_lines(&r.serial).into_iter().map(|l| l.text).collect();
+    let report = LinuxReport::parse(console.iter().map(String::as_str));
+    r.check(report.up, format!("Linux did not reach /init: {report:?}"));
+    r.check(report.cpus == Some(2), format!("CPUS={:?}, expected 2: {report:?}", report.cpus));
+    r.check(report.clocksource.as_deref() == Some("xen"), format!("expected the xen clocksource: {report:?}"));
+    r.check(report.done && !report.poweroff_failed, format!("/init did not finish: {report:?}"));
+    if let Some(l) = console.iter().find(|l| l.contains("unchecked MSR access")) {
+        r.fail(format!("Linux hit an MSR the hypervisor does not handle: {l}"));
+    }
+    let d = checks::domain_shut_down(&r, "linux", "poweroff");
+    r.check(d.vcpus == 2, format!("vcpus={}, expected 2: {}", d.vcpus, d.raw));
+    r.assert_success();
+    checks::domains_done(&r, 1, 0);
 }

@@ -4,7 +4,8 @@
 //! cargo xtask build [--selftest]
 //! cargo xtask run [--smp N] [--memory SIZE] [--iso] [--uefi] [--cmdline STR]
 //!                 [--accel tcg|kvm] [--selftest NAME]
-//!                 [--domain KERNEL[,OPTIONS]]... [--exit-when-idle] [-- QEMU ARGS...]
+//!                 [--domain KERNEL[,OPTIONS]]... [--exit-when-idle]
+//!                 [--vmx | --bochs-cpu MODEL] [-- QEMU ARGS...]
 //! cargo xtask iso [--cmdline STR] [--domain KERNEL[,OPTIONS]]... [--exit-when-idle]
 //! cargo xtask test [--accel tcg|kvm] [--qemu-only] [-- TEST FILTER/ARGS...]
 //! cargo xtask linux [--refresh]
@@ -12,6 +13,7 @@
 //! ```
 
 mod bench;
+mod bochs;
 mod cli;
 mod linux;
 mod prereq;
@@ -59,6 +61,11 @@ Commands:
       --exit-when-idle   add exit-when-idle to the hypervisor command line: QEMU exits
                          with success (33) once every domain has shut down, failure
                          (35) if any crashed
+      --vmx              boot under Bochs instead of QEMU, on an Intel CPU with VT-x
+                         (model corei7_skylake_x): the VMX backend. Always the GRUB
+                         ISO; --smp defaults to 1 (Bochs is ~7x slower than QEMU);
+                         not with --uefi, --accel or QEMU arguments
+      --bochs-cpu MODEL  like --vmx with another Bochs CPU model (`ryzen`: AMD-V)
   iso [--cmdline STR] [--domain SPEC]... [--exit-when-idle]
                        Build target/ferrovisor.iso (GRUB, BIOS + UEFI) and print its path.
   test [--accel tcg|kvm] [--qemu-only] [-- ARGS...]
@@ -78,7 +85,8 @@ Commands:
 Prerequisites are installed with apt-get when running as root (else the exact
 sudo command is printed): the x86_64-unknown-none target (rustup), QEMU
 (qemu-system-x86), GRUB ISO tools (grub-common grub-pc-bin grub-efi-amd64-bin
-xorriso mtools), OVMF (ovmf) and xz-utils, each only where the command needs it.
+xorriso mtools), OVMF (ovmf), Bochs (bochs bochs-term bochsbios vgabios) and
+xz-utils, each only where the command needs it.
 ";
 
 /// The default hypervisor command line of `run` and `iso`.
@@ -205,7 +213,31 @@ fn build_iso(image: &Path, cmdline: &str, modules: &[Module]) -> Result<PathBuf,
     qemu_tests::iso::build_iso(image, cmdline, modules, &iso)
 }
 
+/// `--domain ...,cmdline=A B` typed without quotes arrives as `...,cmdline=A` and `B`: the
+/// words after a domain's `cmdline=` up to the next option (or `--`) are its command line.
+fn join_domain_cmdline_words(args: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut open = false;
+    for (i, a) in args.iter().enumerate() {
+        if a == "--" {
+            out.extend_from_slice(&args[i..]);
+            return out;
+        }
+        if open && !a.starts_with("--") {
+            let last = out.last_mut().expect("open means a --domain value was pushed");
+            last.push(' ');
+            last.push_str(a);
+            continue;
+        }
+        open = out.last().is_some_and(|prev| prev == "--domain") && a.contains("cmdline=")
+            || a.strip_prefix("--domain=").is_some_and(|v| v.contains("cmdline="));
+        out.push(a.clone());
+    }
+    out
+}
+
 fn iso(args: &[String]) -> Result<ExitCode, String> {
+    let args = &join_domain_cmdline_words(args);
     let opts = cli::parse_with_repeated(args, &["cmdline"], &["domain"], &["exit-when-idle"])?;
     let cmdline = with_exit_when_idle(opts.value("cmdline").unwrap_or(DEFAULT_CMDLINE), opts.flag("exit-when-idle"));
     qemu_tests::iso::check_cmdline(&cmdline)?;
@@ -220,11 +252,12 @@ fn iso(args: &[String]) -> Result<ExitCode, String> {
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
+    let args = &join_domain_cmdline_words(args);
     let opts = cli::parse_with_repeated(
         args,
-        &["smp", "memory", "cmdline", "accel", "selftest"],
+        &["smp", "memory", "cmdline", "accel", "selftest", "bochs-cpu"],
         &["domain"],
-        &["iso", "uefi", "exit-when-idle"],
+        &["iso", "uefi", "exit-when-idle", "vmx"],
     )?;
     let smp = opts.value("smp").map_or(Ok(4), cli::parse_smp)?;
     let requested = opts.value("accel").map_or(Ok(Accel::Tcg), Accel::parse)?;
@@ -252,6 +285,25 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     };
     if use_iso {
         qemu_tests::iso::check_cmdline(&cmdline)?;
+    }
+    let bochs_model = match (opts.flag("vmx"), opts.value("bochs-cpu")) {
+        (_, Some(model)) => Some(model),
+        (true, None) => Some(qemu_tests::bochs::model::VMX),
+        (false, None) => None,
+    };
+    if let Some(model) = bochs_model {
+        bochs::check_model(model)?;
+        if uefi || opts.value("accel").is_some() || !opts.rest.is_empty() {
+            return Err("--vmx/--bochs-cpu boot Bochs: --uefi, --accel and QEMU arguments do not apply".into());
+        }
+        let run = bochs::BochsRun {
+            model,
+            cpus: opts.value("smp").map_or(Ok(1), cli::parse_smp)?,
+            memory: &memory,
+            cmdline: &cmdline,
+            flavor,
+        };
+        return bochs::run(&run, &mut domains);
     }
 
     prereq::ensure_rust_target()?;
@@ -315,6 +367,42 @@ mod tests {
     }
 
     #[test]
+    fn unquoted_domain_cmdline_words() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let args = v(&[
+            "--memory",
+            "2G",
+            "--domain",
+            "linux,initrd=default,memory=512,vcpus=2,cmdline=console=hvc0",
+            "earlyprintk=xen",
+            "--exit-when-idle",
+            "--domain=k,cmdline=a",
+            "b",
+            "c",
+            "--",
+            "-s",
+            "x",
+        ]);
+        assert_eq!(
+            join_domain_cmdline_words(&args),
+            v(&[
+                "--memory",
+                "2G",
+                "--domain",
+                "linux,initrd=default,memory=512,vcpus=2,cmdline=console=hvc0 earlyprintk=xen",
+                "--exit-when-idle",
+                "--domain=k,cmdline=a b c",
+                "--",
+                "-s",
+                "x",
+            ])
+        );
+        // Without cmdline= nothing is joined (a stray word stays an error for the parser).
+        let args = v(&["--domain", "k,memory=5", "stray"]);
+        assert_eq!(join_domain_cmdline_words(&args), args);
+    }
+
+    #[test]
     fn domains_from_options() {
         let args: Vec<String> = ["--domain", "test-guest,name=a,cmdline=test=spin ms=5", "--domain", "/k,memory=8"]
             .map(String::from)
@@ -325,6 +413,15 @@ mod tests {
         assert_eq!(domains[0].kernel, Path::new(TEST_GUEST_KERNEL));
         assert_eq!(domains[0].module_cmdline(), "domain name=a cmdline=test=spin ms=5");
         assert_eq!(domains[1].module_cmdline(), "domain memory=8");
+        let args: Vec<String> =
+            ["--domain", "linux,initrd=default,memory=512,vcpus=2,cmdline=console=hvc0 earlyprintk=xen"]
+                .map(String::from)
+                .to_vec();
+        let opts = cli::parse_with_repeated(&args, &[], &["domain"], &[]).unwrap();
+        let linux = &parse_domains(&opts).unwrap()[0];
+        assert_eq!(linux.kernel, Path::new(LINUX_KERNEL));
+        assert_eq!(linux.initrd.as_deref(), Some(Path::new(DEFAULT_INITRD)));
+        assert_eq!(linux.module_cmdline(), "domain memory=512 vcpus=2 cmdline=console=hvc0 earlyprintk=xen");
         let args: Vec<String> = ["--domain", "k,cmdline=\"quoted\""].map(String::from).to_vec();
         let opts = cli::parse_with_repeated(&args, &[], &["domain"], &[]).unwrap();
         let err = parse_domains(&opts).unwrap_err();

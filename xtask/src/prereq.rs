@@ -55,6 +55,15 @@ pub const LINUX_FETCH: &[Package] = &[Package { name: "xz-utils", probes: &[Prob
 /// GNU cpio: the initramfs writer's unit test lists its archive with `cpio -t` too.
 pub const CPIO: &[Package] = &[Package { name: "cpio", probes: &[Probe::Binary("cpio")] }];
 
+/// Bochs for the Intel VT-x tests and `run --vmx`: the emulator, its text-mode display
+/// (`bochs-term`, which also keeps apt from choosing the GTK one), its BIOS and VGA BIOS.
+pub const BOCHS: &[Package] = &[
+    Package { name: "bochs", probes: &[Probe::Binary("bochs")] },
+    Package { name: "bochs-term", probes: &[Probe::Path("/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term_gui.so")] },
+    Package { name: "bochsbios", probes: &[Probe::Path(qemu_tests::bochs::DEFAULT_BIOS)] },
+    Package { name: "vgabios", probes: &[Probe::Path("/usr/share/vgabios/vgabios.bin")] },
+];
+
 /// UEFI firmware for QEMU.
 pub const OVMF: &[Package] = &[Package {
     name: "ovmf",
@@ -62,14 +71,16 @@ pub const OVMF: &[Package] = &[Package {
 }];
 
 fn find_in_path(name: &str) -> bool {
+    locate(name).is_some()
+}
+
+/// The full path of executable `name` on `PATH`.
+pub fn locate(name: &str) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let Some(path) = std::env::var_os("PATH") else {
-        return false;
-    };
-    std::env::split_paths(&path).any(|dir| {
-        let p = dir.join(name);
-        p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    })
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// Adds the bare-metal target with rustup if it is not installed.

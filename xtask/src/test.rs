@@ -124,7 +124,14 @@ pub fn test(args: &[String]) -> Result<ExitCode, String> {
     // 1. Prerequisites: without them nothing else can run.
     let (start, r) = timed(|| {
         prereq::ensure_rust_target()?;
-        prereq::ensure_packages(&[prereq::QEMU, prereq::GRUB_ISO, prereq::OVMF, prereq::LINUX_FETCH, prereq::CPIO])
+        prereq::ensure_packages(&[
+            prereq::QEMU,
+            prereq::GRUB_ISO,
+            prereq::OVMF,
+            prereq::BOCHS,
+            prereq::LINUX_FETCH,
+            prereq::CPIO,
+        ])
     });
     if !report.record("prerequisites", start, r, None) {
         report.print(all.elapsed());
@@ -196,6 +203,11 @@ pub fn test(args: &[String]) -> Result<ExitCode, String> {
                 }
             }
             println!("    {}={accel}", qemu_tests::ENV_ACCEL);
+            // The Bochs tests (VMX, and SVM on Bochs' ryzen) find Bochs here.
+            if let Some(bochs) = prereq::locate(qemu_tests::bochs::DEFAULT_BOCHS) {
+                c.env(qemu_tests::bochs::ENV_BOCHS, &bochs);
+                println!("    {}={}", qemu_tests::bochs::ENV_BOCHS, bochs.display());
+            }
             let (counts, r) = run_tests(&mut c);
             report.record("QEMU tests", start, r, Some(counts));
         }

@@ -2,14 +2,32 @@
 //!
 //! | option | meaning |
 //! | --- | --- |
-//! | `test=NAME` | the behaviour (default `hello`): `hello`, `cpuid`, `memtouch`, `triplefault`, `timer`, `spin`, `idle` |
+//! | `test=NAME` | the behaviour (default `hello`): `hello`, `cpuid`, `memtouch`, `triplefault`, `unhandled`, `timer`, `spin`, `idle`, `errors`, `standby`, `ping`, `pong`, `granter`, `mapper` |
 //! | `ms=N` | `spin` only: spin until N ms of system time have passed since the guest started (default 2000) |
+//! | `peer=D` | the other domain's id: required by `standby`, `ping`, `pong`, `granter`, `mapper`; optional for `errors` (its `standby` partner) |
+//! | `rounds=N` | `ping`/`pong`: event-channel round trips (default 100) |
+//! | `port=P` | `ping`/`mapper`/`errors`: bind this port of the peer instead of searching its first ports |
 //! | `console=e9\|com1\|xen` | where ordinary output goes: port 0xE9 (default), COM1, or the `console_io` hypercall |
 
 use core::fmt;
 
 /// Default `ms=` of `test=spin`.
 pub const DEFAULT_SPIN_MS: u64 = 2000;
+/// Default `rounds=` of `test=ping` / `test=pong`.
+pub const DEFAULT_ROUNDS: u32 = 100;
+/// Largest `rounds=` accepted.
+pub const MAX_ROUNDS: u32 = 1_000_000;
+/// Lowest domain id that is not a real domain (`DOMID_FIRST_RESERVED`): `peer=` must be below.
+const DOMID_FIRST_RESERVED: u64 = xen_abi::xen::DOMID_FIRST_RESERVED as u64;
+
+/// The other domain of a two-domain behaviour and how to find its event channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// `peer=`: its domain id.
+    pub domid: u16,
+    /// `port=`: the port it offers (`None`: search its first ports).
+    pub port: Option<u32>,
+}
 
 /// A command line.
 #[derive(Debug, Clone, Copy)]
@@ -59,10 +77,60 @@ pub enum Behaviour {
     },
     /// `sti; hlt` forever.
     Idle,
+    /// Every hypercall family's error paths, checked against Xen 4.17's answers; with a
+    /// peer (a `standby` domain), also the answers about another domain.
+    Errors {
+        /// The `standby` partner, if any.
+        peer: Option<Peer>,
+    },
+    /// Offers the `errors` domain an event channel and waits until it signals it.
+    Standby {
+        /// The `errors` domain.
+        peer: Peer,
+    },
+    /// Interdomain event-channel ping-pong, the binding (measuring) side.
+    Ping {
+        /// The `pong` domain.
+        peer: Peer,
+        /// Round trips.
+        rounds: u32,
+    },
+    /// Interdomain event-channel ping-pong, the allocating (echoing) side.
+    Pong {
+        /// The `ping` domain.
+        peer: Peer,
+        /// Round trips to echo before powering off.
+        rounds: u32,
+    },
+    /// Grants pages to the `mapper` and checks what it did with them.
+    Granter {
+        /// The `mapper` domain.
+        peer: Peer,
+    },
+    /// Maps and copies the `granter`'s pages, and is refused what was not granted.
+    Mapper {
+        /// The `granter` domain.
+        peer: Peer,
+    },
 }
 
 /// The names `test=` accepts.
-pub const BEHAVIOURS: [&str; 8] = ["hello", "cpuid", "memtouch", "triplefault", "unhandled", "timer", "spin", "idle"];
+pub const BEHAVIOURS: [&str; 14] = [
+    "hello",
+    "cpuid",
+    "memtouch",
+    "triplefault",
+    "unhandled",
+    "timer",
+    "spin",
+    "idle",
+    "errors",
+    "standby",
+    "ping",
+    "pong",
+    "granter",
+    "mapper",
+];
 
 /// Where ordinary output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,6 +153,15 @@ pub enum CmdlineError<'a> {
     BadMs(&'a str),
     /// `console=` names no console.
     UnknownConsole(&'a str),
+    /// The behaviour needs `peer=`.
+    MissingPeer(&'static str),
+    /// `key=value` is not a valid number for `key`.
+    BadNumber {
+        /// The option.
+        key: &'static str,
+        /// What was given.
+        value: &'a str,
+    },
 }
 
 impl fmt::Display for CmdlineError<'_> {
@@ -99,6 +176,8 @@ impl fmt::Display for CmdlineError<'_> {
             }
             CmdlineError::BadMs(v) => write!(f, "ms={v} is not a number of milliseconds"),
             CmdlineError::UnknownConsole(v) => write!(f, "unknown console={v} (known: e9 com1 xen)"),
+            CmdlineError::MissingPeer(test) => write!(f, "test={test} needs peer=<domain id>"),
+            CmdlineError::BadNumber { key, value } => write!(f, "{key}={value} is not a valid number for {key}="),
         }
     }
 }
@@ -109,6 +188,37 @@ pub fn parse_u64(s: &str) -> Option<u64> {
         return None;
     }
     s.parse().ok()
+}
+
+/// The value of `key` as a number in `range`, `None` if absent.
+fn number<'a>(
+    cmdline: &Cmdline<'a>,
+    key: &'static str,
+    range: core::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, CmdlineError<'a>> {
+    match cmdline.get(key) {
+        None => Ok(None),
+        Some(value) => match parse_u64(value) {
+            Some(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(CmdlineError::BadNumber { key, value }),
+        },
+    }
+}
+
+impl Peer {
+    /// `peer=` and `port=` of `cmdline`, `None` without `peer=`.
+    pub fn from_cmdline<'a>(cmdline: &Cmdline<'a>) -> Result<Option<Peer>, CmdlineError<'a>> {
+        let port = number(cmdline, "port", 1..=u64::from(u32::MAX))?.map(|p| p as u32);
+        Ok(number(cmdline, "peer", 1..=DOMID_FIRST_RESERVED - 1)?.map(|d| Peer { domid: d as u16, port }))
+    }
+
+    fn required<'a>(cmdline: &Cmdline<'a>, test: &'static str) -> Result<Peer, CmdlineError<'a>> {
+        Peer::from_cmdline(cmdline)?.ok_or(CmdlineError::MissingPeer(test))
+    }
+}
+
+fn rounds<'a>(cmdline: &Cmdline<'a>) -> Result<u32, CmdlineError<'a>> {
+    Ok(number(cmdline, "rounds", 1..=u64::from(MAX_ROUNDS))?.map_or(DEFAULT_ROUNDS, |n| n as u32))
 }
 
 impl Behaviour {
@@ -129,6 +239,12 @@ impl Behaviour {
                 Behaviour::Spin { ms }
             }
             "idle" => Behaviour::Idle,
+            "errors" => Behaviour::Errors { peer: Peer::from_cmdline(cmdline)? },
+            "standby" => Behaviour::Standby { peer: Peer::required(cmdline, "standby")? },
+            "ping" => Behaviour::Ping { peer: Peer::required(cmdline, "ping")?, rounds: rounds(cmdline)? },
+            "pong" => Behaviour::Pong { peer: Peer::required(cmdline, "pong")?, rounds: rounds(cmdline)? },
+            "granter" => Behaviour::Granter { peer: Peer::required(cmdline, "granter")? },
+            "mapper" => Behaviour::Mapper { peer: Peer::required(cmdline, "mapper")? },
             other => return Err(CmdlineError::UnknownTest(other)),
         })
     }
@@ -144,6 +260,12 @@ impl Behaviour {
             Behaviour::Timer => "timer",
             Behaviour::Spin { .. } => "spin",
             Behaviour::Idle => "idle",
+            Behaviour::Errors { .. } => "errors",
+            Behaviour::Standby { .. } => "standby",
+            Behaviour::Ping { .. } => "ping",
+            Behaviour::Pong { .. } => "pong",
+            Behaviour::Granter { .. } => "granter",
+            Behaviour::Mapper { .. } => "mapper",
         }
     }
 }
@@ -183,8 +305,30 @@ mod tests {
         assert_eq!(behaviour("test=idle"), Ok(Behaviour::Idle));
         assert_eq!(behaviour("test=hello test=timer"), Ok(Behaviour::Timer));
         for name in BEHAVIOURS {
-            assert_eq!(behaviour(&format!("test={name}")).unwrap().name(), name);
+            assert_eq!(behaviour(&format!("test={name} peer=2")).unwrap().name(), name);
         }
+    }
+
+    #[test]
+    fn peers() {
+        let peer = |domid, port| Peer { domid, port };
+        assert_eq!(behaviour("test=errors"), Ok(Behaviour::Errors { peer: None }));
+        assert_eq!(behaviour("test=errors peer=2"), Ok(Behaviour::Errors { peer: Some(peer(2, None)) }));
+        assert_eq!(behaviour("test=standby peer=1"), Ok(Behaviour::Standby { peer: peer(1, None) }));
+        assert_eq!(
+            behaviour("test=ping peer=1 port=2"),
+            Ok(Behaviour::Ping { peer: peer(1, Some(2)), rounds: DEFAULT_ROUNDS })
+        );
+        assert_eq!(behaviour("test=pong peer=2 rounds=7"), Ok(Behaviour::Pong { peer: peer(2, None), rounds: 7 }));
+        assert_eq!(behaviour("test=granter peer=2"), Ok(Behaviour::Granter { peer: peer(2, None) }));
+        assert_eq!(behaviour("test=mapper peer=1"), Ok(Behaviour::Mapper { peer: peer(1, None) }));
+        assert_eq!(behaviour("test=ping"), Err(CmdlineError::MissingPeer("ping")));
+        assert_eq!(behaviour("test=pong peer=0"), Err(CmdlineError::BadNumber { key: "peer", value: "0" }));
+        assert_eq!(behaviour("test=pong peer=32752"), Err(CmdlineError::BadNumber { key: "peer", value: "32752" }));
+        assert_eq!(behaviour("test=pong peer=x"), Err(CmdlineError::BadNumber { key: "peer", value: "x" }));
+        assert_eq!(behaviour("test=ping peer=1 rounds=0"), Err(CmdlineError::BadNumber { key: "rounds", value: "0" }));
+        assert_eq!(behaviour("test=mapper peer=1 port=0"), Err(CmdlineError::BadNumber { key: "port", value: "0" }));
+        assert_eq!(CmdlineError::MissingPeer("pong").to_string(), "test=pong needs peer=<domain id>");
     }
 
     #[test]

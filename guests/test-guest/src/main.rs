@@ -19,7 +19,12 @@
 
 mod arch;
 mod behaviours;
+mod checks;
 mod console;
+mod errors;
+mod events;
+mod interdomain;
+mod page;
 mod paging;
 mod traps;
 mod xen;

@@ -2,7 +2,8 @@
 //!
 //! - Exceptions (vectors 0-31) print a `GUEST exception` report and crash the domain,
 //!   except a #GP from an `rdmsr` that [`rdmsr_checked`] armed: that one is skipped (RIP + 2).
-//! - [`CALLBACK_VECTOR`] counts upcalls (the timer wake-ups of `set_timer_op`); no EOI.
+//! - [`CALLBACK_VECTOR`] is the event upcall: [`crate::events::upcall`] handles the pending
+//!   events, and the upcall is counted (the timer test counts its wake-ups); no EOI.
 //! - Any other vector is counted as spurious and ignored.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -215,7 +216,7 @@ fn exception_name(vector: u64) -> &'static str {
 extern "C" fn dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector;
     if vector == u64::from(CALLBACK_VECTOR) {
-        xen::ack_events();
+        crate::events::upcall();
         UPCALLS.fetch_add(1, Ordering::SeqCst);
         return;
     }

@@ -15,14 +15,19 @@ use xen_abi::cpuid::{
     XEN_CPUID_FIRST_LEAF, XEN_CPUID_SIGNATURE, XEN_HVM_CPUID_DOMID_PRESENT, XEN_HVM_CPUID_VCPU_ID_PRESENT,
 };
 use xen_abi::errno::ENOSYS;
-use xen_abi::event_channel::{EvtchnBindVirq, EVTCHNOP_BIND_VIRQ};
+use xen_abi::event_channel::{
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVirq, EvtchnClose, EvtchnSend, EvtchnStatus,
+    EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE,
+    EVTCHNOP_SEND, EVTCHNOP_STATUS,
+};
 use xen_abi::hvm::{XenHvmParam, HVMOP_SET_PARAM};
 use xen_abi::memory::{XenAddToPhysmap, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP};
-use xen_abi::sched::{SchedShutdown, SCHEDOP_SHUTDOWN};
+use xen_abi::sched::{SchedShutdown, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
 use xen_abi::xen::{
     DOMID_SELF, HYPERVISOR_CONSOLE_IO, HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_HVM_OP, HYPERVISOR_MEMORY_OP,
     HYPERVISOR_SCHED_OP, HYPERVISOR_SET_TIMER_OP,
 };
+use xen_abi::DomId;
 
 use crate::arch;
 
@@ -210,6 +215,11 @@ unsafe impl Sync for SharedInfoPage {}
 static SHARED_INFO: SharedInfoPage = SharedInfoPage(core::cell::UnsafeCell::new([0; 4096]));
 static SHARED_INFO_MAPPED: AtomicBool = AtomicBool::new(false);
 
+/// The address of the shared_info page once Xen shares it (see [`map_shared_info`]).
+pub fn shared_info() -> Option<u64> {
+    SHARED_INFO_MAPPED.load(Ordering::Acquire).then(|| SHARED_INFO.0.get() as u64)
+}
+
 /// `XENMEM_add_to_physmap(XENMAPSPACE_shared_info)` onto [`SHARED_INFO`]'s frame.
 pub fn map_shared_info() -> i64 {
     let gpfn = SHARED_INFO.0.get() as u64 >> 12;
@@ -221,37 +231,74 @@ pub fn map_shared_info() -> i64 {
     rc
 }
 
-/// `EVTCHNOP_bind_virq`: the port `virq` of `vcpu` arrives on, or the error.
-pub fn bind_virq(virq: u32, vcpu: u32) -> Result<u32, i64> {
-    let mut arg = EvtchnBindVirq { virq, vcpu, port: 0 };
-    let rc =
-        hypercall(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_BIND_VIRQ, &mut arg as *mut EvtchnBindVirq as u64, 0, 0, 0);
+/// Hypercall `nr` with `cmd` and a pointer to `arg`, which Xen reads and may write back.
+pub fn op<T>(nr: u64, cmd: u64, arg: &mut T) -> i64 {
+    hypercall(nr, cmd, arg as *mut T as u64, 0, 0, 0)
+}
+
+/// `event_channel_op(cmd, arg)`.
+pub fn evtchn_op<T>(cmd: u64, arg: &mut T) -> i64 {
+    op(HYPERVISOR_EVENT_CHANNEL_OP, cmd, arg)
+}
+
+fn ok_or(rc: i64, value: u32) -> Result<u32, i64> {
     if rc == 0 {
-        Ok(arg.port)
+        Ok(value)
     } else {
         Err(rc)
     }
 }
 
-fn shared_word(offset: usize) -> &'static AtomicU64 {
-    // SAFETY: `offset` is an 8-byte aligned offset inside the shared_info page, which lives
-    // for the guest's lifetime; Xen and the guest only touch it atomically.
-    unsafe { &*((SHARED_INFO.0.get() as *mut u8).add(offset) as *const AtomicU64) }
+/// `EVTCHNOP_bind_virq`: the port `virq` of `vcpu` arrives on, or the error.
+pub fn bind_virq(virq: u32, vcpu: u32) -> Result<u32, i64> {
+    let mut arg = EvtchnBindVirq { virq, vcpu, port: 0 };
+    let rc = evtchn_op(EVTCHNOP_BIND_VIRQ, &mut arg);
+    ok_or(rc, arg.port)
 }
 
-/// Acknowledges pending events the 2-level way (vCPU 0's vcpu_info in shared_info):
-/// clears the upcall flag, then takes the selector and each selected pending word.
-/// Returns how many ports were pending.
-pub fn ack_events() -> u32 {
-    if !SHARED_INFO_MAPPED.load(Ordering::Acquire) {
-        return 0;
+/// `EVTCHNOP_bind_ipi` for `vcpu`.
+pub fn bind_ipi(vcpu: u32) -> Result<u32, i64> {
+    let mut arg = EvtchnBindIpi { vcpu, port: 0 };
+    let rc = evtchn_op(EVTCHNOP_BIND_IPI, &mut arg);
+    ok_or(rc, arg.port)
+}
+
+/// `EVTCHNOP_alloc_unbound`: a port of `dom` that `remote` may bind to.
+pub fn alloc_unbound(dom: DomId, remote: DomId) -> Result<u32, i64> {
+    let mut arg = EvtchnAllocUnbound { dom, remote_dom: remote, port: 0 };
+    let rc = evtchn_op(EVTCHNOP_ALLOC_UNBOUND, &mut arg);
+    ok_or(rc, arg.port)
+}
+
+/// `EVTCHNOP_bind_interdomain` to `remote_port` of `remote`: the new local port.
+pub fn bind_interdomain(remote: DomId, remote_port: u32) -> Result<u32, i64> {
+    let mut arg = EvtchnBindInterdomain { remote_dom: remote, remote_port, local_port: 0 };
+    let rc = evtchn_op(EVTCHNOP_BIND_INTERDOMAIN, &mut arg);
+    ok_or(rc, arg.local_port)
+}
+
+/// `EVTCHNOP_send` on `port`.
+pub fn evtchn_send(port: u32) -> i64 {
+    evtchn_op(EVTCHNOP_SEND, &mut EvtchnSend { port })
+}
+
+/// `EVTCHNOP_close` of `port`.
+pub fn evtchn_close(port: u32) -> i64 {
+    evtchn_op(EVTCHNOP_CLOSE, &mut EvtchnClose { port })
+}
+
+/// `EVTCHNOP_status` of `port` of `dom`.
+pub fn evtchn_status(dom: DomId, port: u32) -> Result<EvtchnStatus, i64> {
+    let mut arg = EvtchnStatus { dom, port, ..EvtchnStatus::default() };
+    let rc = evtchn_op(EVTCHNOP_STATUS, &mut arg);
+    if rc == 0 {
+        Ok(arg)
+    } else {
+        Err(rc)
     }
-    // evtchn_upcall_pending is the first byte of vcpu_info[0]; clear just that byte.
-    shared_word(0).fetch_and(!0xff, Ordering::AcqRel);
-    let selector = shared_word(8).swap(0, Ordering::AcqRel);
-    let mut ports = 0;
-    for word in (0..64).filter(|w| selector & (1 << w) != 0) {
-        ports += shared_word(2048 + word * 8).swap(0, Ordering::AcqRel).count_ones();
-    }
-    ports
+}
+
+/// `SCHEDOP_yield`.
+pub fn sched_yield() -> i64 {
+    hypercall(HYPERVISOR_SCHED_OP, SCHEDOP_YIELD, 0, 0, 0, 0)
 }

@@ -36,6 +36,8 @@ pub enum Service {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binding {
     Free,
+    /// Port 0: valid, never allocated.
+    Reserved,
     /// Allocated, waiting for `remote` to bind to it.
     Unbound {
         remote: DomId,
@@ -58,6 +60,8 @@ struct Port {
 }
 
 const FREE: Port = Port { binding: Binding::Free, notify_vcpu: 0 };
+/// Ports become valid in buckets of this many, as in Xen (`EVTCHNS_PER_BUCKET` on x86-64).
+const BUCKET: usize = 64;
 
 /// One domain's ports.
 #[derive(Debug)]
@@ -77,34 +81,47 @@ pub struct Status {
 
 impl PortTable {
     pub fn new(vcpus: u32, max_port: u32) -> Self {
+        let mut ports = vec![FREE; BUCKET];
+        ports[0].binding = Binding::Reserved;
         PortTable {
-            ports: vec![FREE; 1],
+            ports,
             max_port: max_port.min(NR_CHANNELS - 1),
             virq_ports: vec![[0; virq::NR as usize]; vcpus as usize],
         }
     }
 
+    /// A valid port (Xen's `port_is_valid`: inside an allocated bucket and the limit).
     fn get(&self, port: u32) -> Result<&Port, i64> {
         match self.ports.get(port as usize) {
-            Some(p) if port != 0 => Ok(p),
+            Some(p) if port <= self.max_port => Ok(p),
             _ => Err(EINVAL),
         }
     }
 
     fn get_mut(&mut self, port: u32) -> Result<&mut Port, i64> {
         match self.ports.get_mut(port as usize) {
-            Some(p) if port != 0 => Ok(p),
+            Some(p) if port <= self.max_port => Ok(p),
             _ => Err(EINVAL),
         }
     }
 
-    /// The lowest free port.
+    /// A port that is valid and bound to something (not free, not port 0).
+    fn get_bound(&self, port: u32) -> Result<&Port, i64> {
+        self.get(port).and_then(|p| match p.binding {
+            Binding::Free | Binding::Reserved => Err(EINVAL),
+            _ => Ok(p),
+        })
+    }
+
+    /// The lowest free port, adding a bucket when all are taken.
     fn allocate(&mut self, binding: Binding, notify_vcpu: u32) -> Result<u32, i64> {
-        let port = match self.ports.iter().skip(1).position(|p| p.binding == Binding::Free) {
-            Some(i) => i as u32 + 1,
+        let port = match self.ports.iter().position(|p| p.binding == Binding::Free) {
+            Some(i) if i as u32 <= self.max_port => i as u32,
+            Some(_) => return Err(ENOSPC),
             None if (self.ports.len() as u32) <= self.max_port => {
-                self.ports.push(FREE);
-                self.ports.len() as u32 - 1
+                let first = self.ports.len();
+                self.ports.resize(first + BUCKET, FREE);
+                first as u32
             }
             None => return Err(ENOSPC),
         };
@@ -117,7 +134,7 @@ impl PortTable {
     }
 
     pub fn binding(&self, port: u32) -> Option<Binding> {
-        self.get(port).ok().map(|p| p.binding)
+        self.get_bound(port).ok().map(|p| p.binding)
     }
 
     pub fn notify_vcpu(&self, port: u32) -> u32 {
@@ -131,7 +148,11 @@ impl PortTable {
 
     /// Ports in use.
     pub fn open_ports(&self) -> impl Iterator<Item = u32> + '_ {
-        self.ports.iter().enumerate().skip(1).filter(|(_, p)| p.binding != Binding::Free).map(|(i, _)| i as u32)
+        self.ports
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !matches!(p.binding, Binding::Free | Binding::Reserved))
+            .map(|(i, _)| i as u32)
     }
 }
 
@@ -143,11 +164,22 @@ fn resolve(dom: &Domain, id: DomId) -> DomId {
     }
 }
 
+/// Xen's check for operations on another domain's channels: -ESRCH if it does not exist,
+/// -EPERM if it does (only the privileged domain may act for others).
+fn only_self(caller: &Domain, dom: DomId) -> Result<(), i64> {
+    let target = resolve(caller, dom);
+    if target == caller.id {
+        Ok(())
+    } else if domain::get(target).is_none() {
+        Err(ESRCH)
+    } else {
+        Err(EPERM)
+    }
+}
+
 /// `EVTCHNOP_alloc_unbound`: a port in `dom` that `remote` may bind to.
 pub fn alloc_unbound(caller: &Domain, dom: DomId, remote: DomId) -> Result<u32, i64> {
-    if resolve(caller, dom) != caller.id {
-        return Err(EPERM);
-    }
+    only_self(caller, dom)?;
     let remote = resolve(caller, remote);
     caller.evtchn.lock().allocate(Binding::Unbound { remote }, 0)
 }
@@ -191,15 +223,12 @@ pub fn bind_interdomain(local: &Domain, remote: DomId, remote_port: u32) -> Resu
 
 /// `EVTCHNOP_bind_virq`.
 pub fn bind_virq(dom: &Domain, virq: u32, vcpu: u32) -> Result<u32, i64> {
-    if virq >= virq::NR {
+    if virq >= virq::NR || (!virq::is_per_vcpu(virq) && vcpu != 0) {
         return Err(EINVAL);
     }
     let mut table = dom.evtchn.lock();
     if vcpu >= table.vcpu_count() {
         return Err(ENOENT);
-    }
-    if !virq::is_per_vcpu(virq) && vcpu != 0 {
-        return Err(EINVAL);
     }
     if table.virq_ports[vcpu as usize][virq as usize] != 0 {
         return Err(EEXIST);
@@ -225,9 +254,8 @@ pub fn bind_service(dom: &Domain, service: Service) -> Result<u32, i64> {
 
 /// `EVTCHNOP_close`.
 pub fn close(dom: &Domain, port: u32) -> Result<(), i64> {
-    let binding = dom.evtchn.lock().get(port)?.binding;
+    let binding = dom.evtchn.lock().get_bound(port)?.binding;
     match binding {
-        Binding::Free => return Err(EINVAL),
         Binding::Interdomain { remote, remote_port } if remote != dom.id => {
             // The other end goes back to waiting for us, as in Xen.
             if let Some(other) = domain::get(remote) {
@@ -280,7 +308,7 @@ fn free_port(dom: &Domain, table: &mut PortTable, port: u32) {
 
 /// `EVTCHNOP_send`.
 pub fn send(dom: &Domain, port: u32) -> Result<(), i64> {
-    let binding = dom.evtchn.lock().get(port)?.binding;
+    let binding = dom.evtchn.lock().get_bound(port)?.binding;
     match binding {
         Binding::Interdomain { remote, remote_port } => {
             if remote == dom.id {
@@ -300,7 +328,7 @@ pub fn send(dom: &Domain, port: u32) -> Result<(), i64> {
         }
         // Xen drops sends on an unbound port silently.
         Binding::Unbound { .. } => Ok(()),
-        Binding::Free | Binding::Virq { .. } => Err(EINVAL),
+        Binding::Free | Binding::Reserved | Binding::Virq { .. } => Err(EINVAL),
     }
 }
 
@@ -323,23 +351,21 @@ pub fn send_virq(dom: &Domain, vcpu: u32, virq: u32) {
 
 /// `EVTCHNOP_status`.
 pub fn status(caller: &Domain, dom: DomId, port: u32) -> Result<Status, i64> {
-    if resolve(caller, dom) != caller.id {
+    // Xen's order: the domain must exist, the port must be valid in it, then permission.
+    let target = resolve(caller, dom);
+    if target != caller.id {
+        let other = domain::get(target).ok_or(ESRCH)?;
+        other.evtchn.lock().get(port)?;
         return Err(EPERM);
     }
     let table = caller.evtchn.lock();
-    let p = table.ports.get(port as usize).copied().ok_or(EINVAL)?;
+    let p = *table.get(port)?;
     Ok(Status { binding: p.binding, vcpu: p.notify_vcpu })
 }
 
 /// `EVTCHNOP_unmask`.
 pub fn unmask(dom: &Domain, port: u32) -> Result<(), i64> {
-    let vcpu = {
-        let table = dom.evtchn.lock();
-        if port == 0 || port > table.max_port.max(table.ports.len() as u32) {
-            return Err(EINVAL);
-        }
-        table.notify_vcpu(port)
-    };
+    let vcpu = dom.evtchn.lock().get(port)?.notify_vcpu;
     if dom.event_bitmaps().unmask(port, dom.vcpu_info(vcpu)) {
         dom.kick_vcpu(vcpu);
     }
@@ -369,9 +395,7 @@ pub fn bind_vcpu(dom: &Domain, port: u32, vcpu: u32) -> Result<(), i64> {
 
 /// `EVTCHNOP_reset`: closes every port of `dom`.
 pub fn reset(caller: &Domain, dom: DomId) -> Result<(), i64> {
-    if resolve(caller, dom) != caller.id {
-        return Err(EPERM);
-    }
+    only_self(caller, dom)?;
     let ports: Vec<u32> = caller.evtchn.lock().open_ports().collect();
     for port in ports {
         let _ = close(caller, port);

@@ -12,6 +12,9 @@ const IA32_TIME_STAMP_COUNTER: u32 = 0x10;
 /// Read by Linux's early CPU checks on Intel (`verify_cpu`, XD-disable bit): as on Xen, a
 /// fixed value saying branch-trace and PEBS storage are unavailable; writes must not change it.
 const IA32_MISC_ENABLE: u32 = 0x1a0;
+/// The microcode revision (Intel's IA32_BIOS_SIGN_ID): Linux writes 0 and reads it back at
+/// boot on Intel. As on Xen: reads as 0, and only 0 may be written.
+const IA32_BIOS_SIGN_ID: u32 = 0x8b;
 const MISC_ENABLE_VALUE: u64 = (1 << 11) | (1 << 12);
 const IA32_EFER: u32 = 0xc000_0080;
 
@@ -27,6 +30,7 @@ pub fn read(vcpu: &Vcpu, exec: &mut Exec, msr: u32) -> Option<u64> {
         IA32_EFER => Some(exec.hw.guest_efer()),
         IA32_TIME_STAMP_COUNTER => Some(time::rdtsc()),
         IA32_MISC_ENABLE => Some(MISC_ENABLE_VALUE),
+        IA32_BIOS_SIGN_ID => Some(0),
         _ => {
             log::debug!("d{}v{}: rdmsr {msr:#x} -> #GP", vcpu.domain.id, vcpu.id);
             None
@@ -48,6 +52,7 @@ pub fn write(vcpu: &Vcpu, exec: &mut Exec, msr: u32, value: u64) -> bool {
         }
         HYPERCALL_PAGE_MSR => hypercall::install_page(vcpu, exec, value),
         IA32_MISC_ENABLE => value == MISC_ENABLE_VALUE,
+        IA32_BIOS_SIGN_ID => value == 0,
         MSR_APIC_BASE => vcpu.lapic.lock().set_base_msr(value),
         X2APIC_FIRST..=X2APIC_LAST => {
             let effect = vcpu.lapic.lock().write(msr - X2APIC_FIRST, value);

@@ -44,7 +44,7 @@ pub fn event_channel_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<
             let mut a: EvtchnStatus = read_struct(vcpu, exec, arg)?;
             let status = evtchn::status(dom, a.dom, a.port)?;
             (a.status, a.u) = match status.binding {
-                Binding::Free => (EVTCHNSTAT_CLOSED, EvtchnStatusU::default()),
+                Binding::Free | Binding::Reserved => (EVTCHNSTAT_CLOSED, EvtchnStatusU::default()),
                 Binding::Unbound { remote } => (EVTCHNSTAT_UNBOUND, EvtchnStatusU::from_unbound(remote)),
                 Binding::Interdomain { remote, remote_port } => {
                     (EVTCHNSTAT_INTERDOMAIN, EvtchnStatusU::from_interdomain(remote, remote_port))

@@ -13,53 +13,77 @@ fn own(vcpu: &Vcpu, domid: u16) -> bool {
     domid == DOMID_SELF || domid == vcpu.domain.id
 }
 
+/// The status for an operation on domain `domid` that only its owner may do.
+fn access(vcpu: &Vcpu, domid: u16) -> i16 {
+    if own(vcpu, domid) {
+        GNTST_OKAY
+    } else if crate::domain::get(domid).is_none() {
+        GNTST_BAD_DOMAIN
+    } else {
+        GNTST_PERMISSION_DENIED
+    }
+}
+
 pub fn grant_table_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i64> {
     let (op, uop, count) = (args[0], args[1], args[2] as u32 as u64);
     if count > MAX_BATCH {
         return Err(errno::EINVAL);
     }
     match op {
+        // Xen takes exactly one query_size or setup_table per call.
+        GNTTABOP_QUERY_SIZE | GNTTABOP_SETUP_TABLE if count != 1 => Err(errno::EINVAL),
         GNTTABOP_QUERY_SIZE => {
-            for i in 0..count {
-                let at = uop + i * GnttabQuerySize::SIZE as u64;
-                let mut a: GnttabQuerySize = read_struct(vcpu, exec, at)?;
-                if own(vcpu, a.dom) {
-                    (a.nr_frames, a.max_nr_frames) = vcpu.domain.grants.lock().size();
-                    a.status = GNTST_OKAY;
-                } else {
-                    a.status = GNTST_PERMISSION_DENIED;
-                }
-                write_struct(vcpu, exec, at, &a)?;
+            let mut a: GnttabQuerySize = read_struct(vcpu, exec, uop)?;
+            a.status = access(vcpu, a.dom);
+            if a.status == GNTST_OKAY {
+                (a.nr_frames, a.max_nr_frames) = vcpu.domain.grants.lock().size();
             }
+            write_struct(vcpu, exec, uop, &a)?;
             Ok(0)
         }
         GNTTABOP_SETUP_TABLE => {
-            for i in 0..count {
-                let at = uop + i * GnttabSetupTable::SIZE as u64;
-                let mut a: GnttabSetupTable = read_struct(vcpu, exec, at)?;
-                a.status = if !own(vcpu, a.dom) {
-                    GNTST_PERMISSION_DENIED
-                } else {
-                    // Auto-translated guests map the frames with XENMEM_add_to_physmap;
-                    // the frame list stays untouched, as on Xen with HAP.
-                    match vcpu.domain.grants.lock().grow(a.nr_frames) {
-                        Ok(()) => GNTST_OKAY,
-                        Err(code) => code,
+            let mut a: GnttabSetupTable = read_struct(vcpu, exec, uop)?;
+            a.status = access(vcpu, a.dom);
+            if a.status == GNTST_OKAY {
+                let mut table = vcpu.domain.grants.lock();
+                a.status = match table.grow(a.nr_frames) {
+                    Ok(()) => {
+                        // The list gets each frame's guest frame (INVALID_GFN where the guest
+                        // has not placed it with XENMEM_add_to_physmap), as Xen writes it.
+                        let gfns: alloc::vec::Vec<u64> = table.frame_gfns().take(a.nr_frames as usize).collect();
+                        drop(table);
+                        let mut status = GNTST_OKAY;
+                        for (i, gfn) in gfns.iter().enumerate() {
+                            if super::write_arg(vcpu, exec, a.frame_list + i as u64 * 8, &gfn.to_le_bytes()).is_err() {
+                                status = GNTST_BAD_VIRT_ADDR;
+                                break;
+                            }
+                        }
+                        status
                     }
+                    Err(code) => code,
                 };
-                write_struct(vcpu, exec, at, &a)?;
             }
+            write_struct(vcpu, exec, uop, &a)?;
             Ok(0)
         }
-        GNTTABOP_SET_VERSION => match read_struct::<GnttabSetVersion>(vcpu, exec, uop)?.version {
-            1 => Ok(0),
-            // Version 2 tables are not offered.
-            _ => Err(errno::EINVAL),
-        },
+        GNTTABOP_SET_VERSION => {
+            let mut a: GnttabSetVersion = read_struct(vcpu, exec, uop)?;
+            let result = match a.version {
+                1 => Ok(0),
+                // Version 2 is not offered: Xen's answer when the maximum version is 1.
+                2 => Err(errno::ENOSYS),
+                _ => Err(errno::EINVAL),
+            };
+            // Xen always reports the version in use.
+            a.version = 1;
+            write_struct(vcpu, exec, uop, &a)?;
+            result
+        }
         GNTTABOP_GET_VERSION => {
             let mut a: GnttabGetVersion = read_struct(vcpu, exec, uop)?;
             if !own(vcpu, a.dom) {
-                return Err(errno::EPERM);
+                return Err(if crate::domain::get(a.dom).is_none() { errno::ESRCH } else { errno::EPERM });
             }
             a.version = 1;
             write_struct(vcpu, exec, uop, &a)?;

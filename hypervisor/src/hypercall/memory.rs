@@ -17,6 +17,15 @@ fn is_self(vcpu: &Vcpu, domid: u16) -> bool {
     domid == DOMID_SELF || domid == vcpu.domain.id
 }
 
+/// -ESRCH for a domain that does not exist, -EPERM for another one.
+fn other_domain_error(domid: u16) -> i64 {
+    if crate::domain::get(domid).is_none() {
+        errno::ESRCH
+    } else {
+        errno::EPERM
+    }
+}
+
 pub fn memory_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i64> {
     let arg = args[1];
     let dom = &vcpu.domain;
@@ -25,17 +34,15 @@ pub fn memory_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i6
         XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
             let domid = u16_at(&read_arg::<2>(vcpu, exec, arg)?, 0);
             if !is_self(vcpu, domid) {
-                return Err(errno::EPERM);
+                return Err(other_domain_error(domid));
             }
             let (current, max) = dom.ram.reservation();
             Ok(if args[0] & MEMOP_CMD_MASK == XENMEM_CURRENT_RESERVATION { current } else { max } as i64)
         }
         XENMEM_MEMORY_MAP => {
             let mut a: XenMemoryMap = read_struct(vcpu, exec, arg)?;
-            let map = dom.memory_map();
-            if (a.nr_entries as usize) < map.len() {
-                return Err(errno::EINVAL);
-            }
+            // A short buffer gets the first entries, as on Xen.
+            let map = &dom.memory_map()[..dom.memory_map().len().min(a.nr_entries as usize)];
             for (i, e) in map.iter().enumerate() {
                 let entry = E820Entry { addr: e.addr, size: e.size, type_: e.kind };
                 write_struct(vcpu, exec, a.buffer + (i * E820Entry::SIZE) as u64, &entry)?;
@@ -44,40 +51,51 @@ pub fn memory_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i6
             write_struct(vcpu, exec, arg, &a)?;
             Ok(0)
         }
-        XENMEM_MACHINE_MEMORY_MAP => Err(errno::EPERM),
+        // The host's memory map is for PV guests and the privileged domain.
+        XENMEM_MACHINE_MEMORY_MAP => Err(errno::ENOSYS),
         XENMEM_ADD_TO_PHYSMAP => {
             let a: XenAddToPhysmap = read_struct(vcpu, exec, arg)?;
             if !is_self(vcpu, a.domid) {
-                return Err(errno::EPERM);
+                return Err(other_domain_error(a.domid));
             }
             let (space, idx, gpfn) = (a.space, a.idx, a.gpfn);
+            if gpfn == u64::MAX {
+                return Err(errno::EINVAL); // INVALID_GFN
+            }
             let page = match space {
                 XENMAPSPACE_SHARED_INFO if idx == 0 => dom.shared_info_frame(),
                 XENMAPSPACE_SHARED_INFO => return Err(errno::EINVAL),
                 XENMAPSPACE_GRANT_TABLE if idx & XENMAPIDX_GRANT_TABLE_STATUS != 0 => return Err(errno::EINVAL),
                 XENMAPSPACE_GRANT_TABLE => dom.grants.lock().frame(u32::try_from(idx).map_err(|_| errno::EINVAL)?)?,
-                _ => return Err(errno::ENOSYS),
+                XENMAPSPACE_GMFN_FOREIGN => return Err(errno::ENOSYS),
+                _ => return Err(errno::EINVAL),
             };
             dom.ram.map_overlay(gpfn, page).map_err(|_| errno::ENOMEM)?;
+            if space == XENMAPSPACE_GRANT_TABLE {
+                dom.grants.lock().placed(idx as u32, gpfn);
+            }
             Ok(0)
         }
         op @ (XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP) => {
-            let a: XenMemoryReservation = read_struct(vcpu, exec, arg)?;
-            let (list, count, order) = (a.extent_start, a.nr_extents, a.extent_order);
-            if !is_self(vcpu, a.domid) {
-                return Err(errno::EPERM);
-            }
-            if order > MAX_EXTENT_ORDER {
-                return Err(errno::EINVAL);
-            }
+            // Xen answers every failure here with the number of extents done so far.
             let start = args[0] >> 6;
+            let Ok(a) = read_struct::<XenMemoryReservation>(vcpu, exec, arg) else {
+                return Ok(start as i64);
+            };
+            let (list, count, order) = (a.extent_start, a.nr_extents, a.extent_order);
+            if !is_self(vcpu, a.domid) || order > MAX_EXTENT_ORDER {
+                return Ok(start as i64);
+            }
             let mut done = start;
             while done < count {
                 let pages = 1u64 << order;
                 let ok = match op {
                     XENMEM_INCREASE_RESERVATION => dom.ram.reserve_pages(pages),
                     _ => {
-                        let gfn = u64_at(&read_arg::<8>(vcpu, exec, list + done * 8)?, 0);
+                        let Ok(raw) = read_arg::<8>(vcpu, exec, list + done * 8) else {
+                            break;
+                        };
+                        let gfn = u64_at(&raw, 0);
                         (0..pages).all(|p| {
                             let g = gfn + p;
                             if op == XENMEM_DECREASE_RESERVATION {

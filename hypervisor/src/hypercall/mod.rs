@@ -117,7 +117,19 @@ pub fn dispatch(vcpu: &Vcpu, exec: &mut Exec) -> Action {
     let outcome = if exec.hw.cpl() != 0 {
         Outcome::error(errno::EPERM)
     } else {
-        let args = arguments(exec);
+        let mut args = arguments(exec);
+        // Families whose command is a C `int`/`unsigned int` see only its low 32 bits
+        // (`xen/include/hypercall-defs.c`); memory_op and hvm_op take an `unsigned long`.
+        if !matches!(number, nr::MEMORY_OP | nr::HVM_OP | nr::SET_TIMER_OP) {
+            args[0] &= 0xffff_ffff;
+        }
+        // vcpu_op's vCPU id, grant_table_op's count and console_io's count are `unsigned int`.
+        if matches!(number, nr::VCPU_OP | nr::GRANT_TABLE_OP | nr::CONSOLE_IO | nr::VM_ASSIST) {
+            args[1] &= 0xffff_ffff;
+            if number == nr::GRANT_TABLE_OP {
+                args[2] &= 0xffff_ffff;
+            }
+        }
         match number {
             nr::SET_TIMER_OP => {
                 vcpu.set_singleshot(args[0]);
@@ -134,7 +146,7 @@ pub fn dispatch(vcpu: &Vcpu, exec: &mut Exec) -> Action {
             nr::VM_ASSIST => vm_assist(vcpu, args).into(),
             // Physical devices and the platform are the privileged domain's business.
             nr::PHYSDEV_OP => Outcome::error(errno::ENOSYS),
-            nr::PLATFORM_OP => Outcome::error(errno::EPERM),
+            nr::PLATFORM_OP => platform_op(vcpu, exec, args[0]).into(),
             _ => {
                 log::debug!("d{}v{}: hypercall {number} not implemented", vcpu.domain.id, vcpu.id);
                 Outcome::error(errno::ENOSYS)
@@ -143,6 +155,16 @@ pub fn dispatch(vcpu: &Vcpu, exec: &mut Exec) -> Action {
     };
     exec.regs.rax = outcome.result as u64;
     outcome.action
+}
+
+/// `platform_op` is the privileged domain's: Xen still reads the argument (-EFAULT) and
+/// checks its interface version (-EACCES) before refusing a domU.
+fn platform_op(vcpu: &Vcpu, exec: &Exec, arg: u64) -> Result<i64, i64> {
+    let header: [u8; 8] = read_arg(vcpu, exec, arg)?;
+    if u32_at(&header, 4) != xen_abi::platform::XENPF_INTERFACE_VERSION {
+        return Err(errno::EACCES);
+    }
+    Err(errno::EPERM)
 }
 
 /// `vm_assist`: HVM guests may only toggle the run-state update flag.
@@ -157,7 +179,7 @@ fn vm_assist(vcpu: &Vcpu, args: [u64; 5]) -> Result<i64, i64> {
     match args[0] {
         VMASST_CMD_ENABLE => vcpu.domain.vm_assist.fetch_or(bit, core::sync::atomic::Ordering::AcqRel),
         VMASST_CMD_DISABLE => vcpu.domain.vm_assist.fetch_and(!bit, core::sync::atomic::Ordering::AcqRel),
-        _ => return Err(errno::EINVAL),
+        _ => return Err(errno::ENOSYS),
     };
     Ok(0)
 }

@@ -1,7 +1,7 @@
 //! `sched_op` (`public/sched.h`): yield, block, poll, shutdown.
 
 use super::{errno, read_arg, read_struct, u32_at, Outcome};
-use crate::domain::ShutdownReason;
+use crate::domain::{ShutdownReason, NO_SHUTDOWN_CODE};
 use crate::exit::Action;
 use crate::vcpu::{Exec, Vcpu};
 use alloc::vec::Vec;
@@ -12,7 +12,8 @@ use xen_abi::sched::*;
 const MAX_POLL_PORTS: u32 = 128;
 
 fn reason_at(vcpu: &Vcpu, exec: &Exec, gva: u64) -> Result<ShutdownReason, i64> {
-    ShutdownReason::from_guest(read_struct::<SchedShutdown>(vcpu, exec, gva)?.reason).ok_or(errno::EINVAL)
+    // Xen does not validate the reason: it keeps its low byte.
+    Ok(ShutdownReason::from_code(read_struct::<SchedShutdown>(vcpu, exec, gva)?.reason as u8))
 }
 
 pub fn sched_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
@@ -26,16 +27,27 @@ pub fn sched_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
             }
             Err(e) => Outcome::error(e),
         },
+        // Xen keeps the first code and uses it for the shutdown that follows.
         SCHEDOP_SHUTDOWN_CODE => match reason_at(vcpu, exec, args[1]) {
             Ok(reason) => {
-                vcpu.domain.shutdown_code.store(reason as u8, Ordering::Release);
+                let _ = vcpu.domain.shutdown_code.compare_exchange(
+                    NO_SHUTDOWN_CODE,
+                    reason.code(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
                 Outcome::done(0)
             }
             Err(e) => Outcome::error(e),
         },
         SCHEDOP_POLL => poll(vcpu, exec, args[1]),
         // Shutting down other domains is for the privileged domain.
-        SCHEDOP_REMOTE_SHUTDOWN => Outcome::error(errno::EPERM),
+        SCHEDOP_REMOTE_SHUTDOWN => match read_struct::<SchedRemoteShutdown>(vcpu, exec, args[1]) {
+            Err(e) => Outcome::error(e),
+            Ok(a) if crate::domain::get(a.domain_id).is_none() => Outcome::error(errno::ESRCH),
+            Ok(_) => Outcome::error(errno::EPERM),
+        },
+        SCHEDOP_PIN_OVERRIDE => Outcome::error(errno::EPERM),
         _ => Outcome::error(errno::ENOSYS),
     }
 }
@@ -63,7 +75,8 @@ fn poll(vcpu: &Vcpu, exec: &Exec, arg: u64) -> Outcome {
             Err(e) => return Outcome::error(e),
         }
     }
-    if vcpu.start_poll(ports, timeout) {
+    let interruptible = exec.regs.rflags & crate::virt::RFLAGS_IF != 0;
+    if vcpu.start_poll(ports, timeout, interruptible) {
         Outcome { result: 0, action: Action::Block }
     } else {
         Outcome::done(0)

@@ -13,6 +13,8 @@ use xen_abi::vcpu::*;
 
 /// Xen refuses periodic timers faster than 1 ms.
 const MIN_PERIOD_NS: u64 = 1_000_000;
+/// Xen's `STIME_DELTA_MAX`: longer periods are refused.
+const STIME_DELTA_MAX: u64 = u64::MAX >> 2;
 
 pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
     let (cmd, id, arg) = (args[0], args[1] as u32, args[2]);
@@ -49,7 +51,7 @@ pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
         }
         VCPUOP_SET_PERIODIC_TIMER => {
             let period = read_struct::<VcpuSetPeriodicTimer>(caller, exec, arg)?.period_ns;
-            if period < MIN_PERIOD_NS {
+            if !(MIN_PERIOD_NS..=STIME_DELTA_MAX).contains(&period) {
                 return Err(errno::EINVAL);
             }
             target.set_periodic(period);
@@ -76,8 +78,10 @@ pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
         VCPUOP_REGISTER_VCPU_INFO => {
             let a: VcpuRegisterVcpuInfo = read_struct(caller, exec, arg)?;
             let (gfn, offset, reserved) = (a.mfn, u64::from(a.offset), a.rsvd);
-            if reserved != 0 || offset + VCPU_INFO_SIZE as u64 > FRAME_SIZE || !offset.is_multiple_of(8) {
-                return Err(errno::EINVAL);
+            // Xen ignores `rsvd` and answers -ENXIO for a bad offset (`map_vcpu_info`).
+            let _ = reserved;
+            if offset + VCPU_INFO_SIZE as u64 > FRAME_SIZE || !offset.is_multiple_of(8) {
+                return Err(errno::ENXIO);
             }
             if target.has_registered_vcpu_info() {
                 return Err(errno::EINVAL);
@@ -88,6 +92,17 @@ pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
             target.register_vcpu_info(new);
             Ok(0)
         }
+        VCPUOP_INITIALISE => {
+            let _context: VcpuHvmContext = read_struct(caller, exec, arg)?;
+            if !sched::is_down(&target) {
+                return Err(errno::EEXIST);
+            }
+            // Starting a vCPU from a register context is not offered: PVH guests start
+            // their vCPUs through the local APIC (INIT/SIPI).
+            Err(errno::ENOSYS)
+        }
+        // Both take no argument in Xen; a non-null one is refused before anything else.
+        VCPUOP_GET_PHYSID | VCPUOP_SEND_NMI if arg != 0 => Err(errno::EINVAL),
         _ => Err(errno::ENOSYS),
     })();
     match result {

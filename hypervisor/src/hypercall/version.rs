@@ -17,7 +17,9 @@ const VIRT_START: u64 = 0xffff_8000_0000_0000;
 pub const FEATURES_SUBMAP0: u32 = (1 << XENFEAT_WRITABLE_PAGE_TABLES)
     | (1 << XENFEAT_AUTO_TRANSLATED_PHYSMAP)
     | (1 << XENFEAT_HVM_CALLBACK_VECTOR)
-    | (1 << XENFEAT_HVM_SAFE_PVCLOCK);
+    | (1 << XENFEAT_HVM_SAFE_PVCLOCK)
+    | (1 << XENFEAT_MEMORY_OP_VNODE_SUPPORTED)
+    | (1 << XENFEAT_NOT_DIRECT_MAPPED);
 
 fn write_string(vcpu: &Vcpu, exec: &Exec, gva: u64, text: &[u8], size: usize) -> Result<i64, i64> {
     let mut buf = alloc::vec![0u8; size];
@@ -56,13 +58,15 @@ pub fn xen_version(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, 
             write_arg(vcpu, exec, arg, &out)?;
             Ok(0)
         }
+        XENVER_PAGESIZE if arg != 0 => Err(errno::EINVAL),
         XENVER_PAGESIZE => Ok(4096),
         XENVER_GUEST_HANDLE => {
             write_arg(vcpu, exec, arg, &vcpu.domain.handle())?;
             Ok(0)
         }
-        // The host's command line and build id are not a domU's to read.
-        XENVER_COMMANDLINE | XENVER_BUILD_ID => Err(errno::EPERM),
+        // The host's command line is not a domU's to read: Xen hands it "<denied>".
+        XENVER_COMMANDLINE => write_string(vcpu, exec, arg, b"<denied>", 1024),
+        XENVER_BUILD_ID => Err(errno::EPERM),
         _ => Err(errno::ENOSYS),
     }
 }

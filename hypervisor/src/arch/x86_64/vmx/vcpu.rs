@@ -580,14 +580,70 @@ fn init_vmcs(caps: &VmxCapabilities, eptp: u64, vpid: u16) -> Result<(), VmxErro
     Ok(())
 }
 
-/// The PVH entry state: flat 32-bit protected mode, paging off, a 32-bit TSS.
-/// The two states a vCPU starts in: the PVH entry (32-bit flat protected mode), or real
-/// mode at `vector << 12` after a STARTUP IPI.
+/// The two states a vCPU starts in: the PVH entry (32-bit flat protected mode, paging off,
+/// a 32-bit TSS), or real mode at `vector << 12` after a STARTUP IPI.
 #[derive(Clone, Copy)]
 enum InitialState {
     Pvh,
     RealMode { vector: u8 },
 }
+
+/// The four VMCS fields of one guest segment register.
+struct SegmentFields {
+    selector: Vmcs16,
+    limit: Vmcs32,
+    rights: Vmcs32,
+    base: VmcsNatural,
+}
+
+impl SegmentFields {
+    fn set(&self, selector: u16, base: u64, limit: u32, rights: u32) {
+        set(self.selector, selector);
+        set(self.base, base);
+        set(self.limit, limit);
+        set(self.rights, rights);
+    }
+}
+
+const GUEST_CS: SegmentFields = SegmentFields {
+    selector: Vmcs16::GuestCsSelector,
+    limit: Vmcs32::GuestCsLimit,
+    rights: Vmcs32::GuestCsAccessRights,
+    base: VmcsNatural::GuestCsBase,
+};
+/// DS, ES, SS, FS and GS, which start out alike.
+const GUEST_DATA_SEGMENTS: [SegmentFields; 5] = [
+    SegmentFields {
+        selector: Vmcs16::GuestDsSelector,
+        limit: Vmcs32::GuestDsLimit,
+        rights: Vmcs32::GuestDsAccessRights,
+        base: VmcsNatural::GuestDsBase,
+    },
+    SegmentFields {
+        selector: Vmcs16::GuestEsSelector,
+        limit: Vmcs32::GuestEsLimit,
+        rights: Vmcs32::GuestEsAccessRights,
+        base: VmcsNatural::GuestEsBase,
+    },
+    SegmentFields {
+        selector: Vmcs16::GuestSsSelector,
+        limit: Vmcs32::GuestSsLimit,
+        rights: Vmcs32::GuestSsAccessRights,
+        base: VmcsNatural::GuestSsBase,
+    },
+    SegmentFields {
+        selector: Vmcs16::GuestFsSelector,
+        limit: Vmcs32::GuestFsLimit,
+        rights: Vmcs32::GuestFsAccessRights,
+        base: VmcsNatural::GuestFsBase,
+    },
+    SegmentFields {
+        selector: Vmcs16::GuestGsSelector,
+        limit: Vmcs32::GuestGsLimit,
+        rights: Vmcs32::GuestGsAccessRights,
+        base: VmcsNatural::GuestGsBase,
+    },
+];
 
 fn write_initial_state(caps: &VmxCapabilities, state: InitialState) {
     const CODE32: u32 = 0xc09b; // present, DPL 0, execute/read accessed, 32-bit, 4 KiB granular
@@ -602,67 +658,9 @@ fn write_initial_state(caps: &VmxCapabilities, state: InitialState) {
             (u16::from(vector) << 8, u64::from(vector) << 12, 0, 0xffff, CODE16, DATA16, 0xffff, 1 << 4)
         }
     };
-    let segments = [
-        (
-            Vmcs16::GuestCsSelector,
-            Vmcs32::GuestCsLimit,
-            Vmcs32::GuestCsAccessRights,
-            VmcsNatural::GuestCsBase,
-            cs,
-            code,
-            cs_base,
-        ),
-        (
-            Vmcs16::GuestDsSelector,
-            Vmcs32::GuestDsLimit,
-            Vmcs32::GuestDsAccessRights,
-            VmcsNatural::GuestDsBase,
-            ds,
-            data,
-            0,
-        ),
-        (
-            Vmcs16::GuestEsSelector,
-            Vmcs32::GuestEsLimit,
-            Vmcs32::GuestEsAccessRights,
-            VmcsNatural::GuestEsBase,
-            ds,
-            data,
-            0,
-        ),
-        (
-            Vmcs16::GuestSsSelector,
-            Vmcs32::GuestSsLimit,
-            Vmcs32::GuestSsAccessRights,
-            VmcsNatural::GuestSsBase,
-            ds,
-            data,
-            0,
-        ),
-        (
-            Vmcs16::GuestFsSelector,
-            Vmcs32::GuestFsLimit,
-            Vmcs32::GuestFsAccessRights,
-            VmcsNatural::GuestFsBase,
-            ds,
-            data,
-            0,
-        ),
-        (
-            Vmcs16::GuestGsSelector,
-            Vmcs32::GuestGsLimit,
-            Vmcs32::GuestGsAccessRights,
-            VmcsNatural::GuestGsBase,
-            ds,
-            data,
-            0,
-        ),
-    ];
-    for (selector, limit_field, rights, base, value, ar, base_value) in segments {
-        set(selector, value);
-        set(limit_field, limit);
-        set(rights, ar);
-        set(base, base_value);
+    GUEST_CS.set(cs, cs_base, limit, code);
+    for segment in &GUEST_DATA_SEGMENTS {
+        segment.set(ds, 0, limit, data);
     }
     set(Vmcs16::GuestTrSelector, if matches!(state, InitialState::Pvh) { 0x20 } else { 0 });
     set(Vmcs32::GuestTrLimit, tr_limit);
