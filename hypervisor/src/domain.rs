@@ -16,6 +16,7 @@ use alloc::sync::Arc;
 use alloc::sync::Weak;
 use alloc::vec::Vec;
 use core::fmt;
+use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
 use pvh_loader::MemmapEntry;
 use spin::Mutex;
@@ -158,7 +159,8 @@ const CONSOLE_LINE_MAX: usize = 256;
 pub struct Domain {
     pub id: DomId,
     pub name: String,
-    pub ram: GuestRam,
+    /// Freed by hand in `Drop`, before the domain's end is reported (see there).
+    pub ram: ManuallyDrop<GuestRam>,
     pub weight: u32,
     pub affinity: u64,
     pub vcpu_count: u32,
@@ -399,18 +401,22 @@ impl Domain {
 
 impl Drop for Domain {
     fn drop(&mut self) {
+        // Every frame goes back before the end is reported: another CPU reads the free
+        // count as soon as the summary is published, so nothing may be freed after it.
+        let summary = self.registered.get_mut().then(|| self.summary());
+        drop(core::mem::replace(self.grants.get_mut(), GrantTable::empty()));
+        // SAFETY: `ram` is dropped exactly once, here, and nothing reads it afterwards (the
+        // summary was taken above; the remaining fields do not refer to it).
+        unsafe { ManuallyDrop::drop(&mut self.ram) };
         frames::free(self.shared_info);
         for &page in self.special_pages.get_mut().iter() {
             frames::free(page);
         }
-        if !*self.registered.get_mut() {
-            return;
+        if let Some(summary) = summary {
+            log::debug!("domain {} ({}) destroyed; {} KiB returned", self.id, self.name, summary.memory_kib);
+            RELEASED.lock().push(summary);
+            PENDING_RELEASE_REPORTS.fetch_add(1, Ordering::AcqRel);
         }
-        log::debug!("domain {} ({}) destroyed; {} KiB returned", self.id, self.name, self.ram.size() / 1024);
-        let summary = self.summary();
-        // RAM is dropped after this body; report once the frames are really back.
-        RELEASED.lock().push(summary);
-        PENDING_RELEASE_REPORTS.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -507,7 +513,7 @@ pub fn create(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Re
     let domain = Arc::new(Domain {
         id,
         name: if config.name.is_empty() { alloc::format!("domain{id}") } else { config.name.clone() },
-        ram,
+        ram: ManuallyDrop::new(ram),
         weight: config.weight,
         affinity: config.affinity,
         vcpu_count: config.vcpus,

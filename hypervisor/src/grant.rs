@@ -48,6 +48,11 @@ impl GrantTable {
         Some(table)
     }
 
+    /// A table holding nothing (what a destroyed domain keeps until its memory is gone).
+    pub fn empty() -> Self {
+        GrantTable { frames: Vec::new(), frame_gfns: Vec::new(), max_frames: 0, maptrack: Vec::new() }
+    }
+
     /// Records that frame `index` is mapped at guest frame `gfn`.
     pub fn placed(&mut self, index: u32, gfn: u64) {
         if let Some(slot) = self.frame_gfns.get_mut(index as usize) {

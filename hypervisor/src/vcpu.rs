@@ -60,7 +60,6 @@ const PVCLOCK_TSC_STABLE: u64 = 1;
 pub const VMASST_TYPE_RUNSTATE_UPDATE_FLAG: u32 = 5;
 
 pub struct Vcpu {
-    pub domain: Arc<Domain>,
     pub id: u32,
     pub sched: SchedData,
     /// Host address of this vCPU's `vcpu_info` (0: none yet).
@@ -79,6 +78,9 @@ pub struct Vcpu {
     /// Guest-virtual addresses of the areas Xen keeps current for the guest.
     areas: Mutex<GuestAreas>,
     exec: Mutex<Exec>,
+    /// Declared last so it is dropped last: the hardware vCPU (and its frames) must be
+    /// gone before the domain's own `Drop` reports the domain's memory returned.
+    pub domain: Arc<Domain>,
 }
 
 #[derive(Debug, Clone, Default)]

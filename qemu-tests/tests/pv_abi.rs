@@ -16,7 +16,12 @@
 //! - grants: map (twice, and read-only), write, unmap, copy between two domains, in three
 //!   stages after each of which the granter checks its page and the entries' pins; every
 //!   access that was not granted (or not that way) is refused.
+//! - bench: the figures `cargo xtask bench` takes from `test=bench` (bare and `xen_version`
+//!   hypercalls, a 4 KiB copy and a 4 KiB grant copy from the domain to itself) are printed,
+//!   so the guest side of the bench cannot silently rot (no `-icount` here: only that they
+//!   exist and are positive).
 
+use qemu_tests::selftest::SelftestLine;
 use qemu_tests::{checks, DomainSpec, RunResult, Vm};
 
 /// The hypervisor command line of every test here.
@@ -167,6 +172,11 @@ fn pv_abi_pingpong() {
         format!("ping bound another port than pong offered:\n  {}\n  {}", ping_line.raw, pong_line.raw),
     );
     eprintln!("[pv_abi_pingpong] {}", ping_line.raw);
+    let bench = bench_line(&r, ping, "evtchn_round_trip");
+    r.check(
+        r.field_u64(&bench, "cycles") == cycles && r.field_u64(&bench, "iterations") == ROUNDS,
+        format!("the BENCH line disagrees with the GUEST line:\n  {}\n  {}", bench.raw, ping_line.raw),
+    );
     checks::domain_shut_down(&r, "pong", "poweroff");
     checks::domain_shut_down(&r, "ping", "poweroff");
     r.assert_success();
@@ -220,4 +230,41 @@ fn pv_abi_grants() {
     checks::domain_shut_down(&r, "mapper", "poweroff");
     r.assert_success();
     checks::domains_done(&r, 2, 0);
+}
+
+/// The `BENCH name=<name> ...` line domain `domid` printed; fails if none, or if its
+/// `cycles=` is not a positive number.
+#[track_caller]
+fn bench_line(r: &RunResult, domid: u32, name: &str) -> SelftestLine {
+    let line = r
+        .console(domid)
+        .iter()
+        .filter_map(|t| SelftestLine::parse_marked(t, "BENCH"))
+        .find(|l| l.get("name") == Some(name))
+        .unwrap_or_else(|| r.fail(format!("domain {domid} printed no `BENCH name={name} ...` line")));
+    r.check(r.field_u64(&line, "cycles") > 0, format!("no cycles measured: {}", line.raw));
+    line
+}
+
+#[test]
+fn bench_guest_reports_figures() {
+    let r = Vm::domains("bench_guest_reports_figures", &qemu_tests::image(), CMDLINE, &[guest("bench", "test=bench")])
+        .timeout_secs(120)
+        .run();
+    let id = r.domain_named("bench").id;
+    checks::guest_checks_pass(&r, id, "bench", 9);
+    for (name, baseline) in [
+        ("hypercall_bare", None),
+        ("hypercall_xen_version", Some("hypercall_bare")),
+        ("memcpy_4k", None),
+        ("grant_copy_4k", Some("memcpy_4k")),
+    ] {
+        let line = bench_line(&r, id, name);
+        r.check(r.field_u64(&line, "iterations") == 1000, format!("expected iterations=1000: {}", line.raw));
+        r.check(line.get("baseline") == baseline, format!("expected baseline={baseline:?}: {}", line.raw));
+        eprintln!("[bench_guest_reports_figures] {}", line.raw);
+    }
+    checks::domain_shut_down(&r, "bench", "poweroff");
+    r.assert_success();
+    checks::domains_done(&r, 1, 0);
 }

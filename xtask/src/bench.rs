@@ -18,14 +18,19 @@
 //!   of QEMU 7.2's `-icount` (see [`DEFAULT_LINUX_VCPUS`]); `--linux-vcpus N` tries more.
 //!   Also, informational: the hypervisor's log clock from `domain N (...) created` to the
 //!   marker's console line (it includes Linux's early boot before its clock starts).
-//! - **The hypervisor's own figures**: the self-test image booted with `selftest=bench`
-//!   prints one line per figure,
+//! - **The test guest's figures**: the normal image from the GRUB ISO (`exit-when-idle`, QEMU
+//!   `-smp 1`), once with a `test=bench` domain and once with a `pong`/`ping` pair
+//!   (1000 round trips). Their consoles print one line per figure,
 //!   `BENCH name=<name> cycles=<per operation> [iterations=<n>] [baseline=<name of another BENCH
-//!   line>] [baseline_cycles=<n>]`; each becomes a row, next to its baseline (a line named by
-//!   `baseline=` is shown as that row's baseline, not as a row of its own). A self-test image
-//!   without `selftest=bench` makes those rows "missing", not a failed bench.
+//!   line>] [baseline_cycles=<n>]` (in the log as `(dN) BENCH ...`); each becomes a row, next to
+//!   its baseline (a line named by `baseline=` is shown as that row's baseline, not as a row
+//!   of its own): `hypercall_xen_version` against `hypercall_bare` (an unknown hypercall
+//!   number: the bare VMMCALL/VMCALL loop), `grant_copy_4k` (a page the domain granted to
+//!   itself) against `memcpy_4k`, and the ping's `evtchn_round_trip` against
+//!   `hypercall_bare`.
 //!
-//! The exit status is non-zero when a figure could not be measured (missing is not failed).
+//! The exit status is non-zero when a figure could not be measured, or one of the test guest's
+//! figures is missing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -41,9 +46,9 @@ use qemu_tests::{DomainSpec, Vm};
 
 use crate::linux::{self, LinuxGuest};
 use crate::prereq;
-use crate::util::{build_image, step, target_dir, Flavor};
+use crate::util::{build_image, build_test_guest, step, target_dir, Flavor};
 
-/// The marker of the hypervisor's benchmark lines.
+/// The marker of the test guest's benchmark lines.
 pub const BENCH_MARKER: &str = "BENCH";
 /// The hypervisor command line of the Linux domU run.
 const DOMU_HV_CMDLINE: &str = "loglvl=info exit-when-idle";
@@ -64,8 +69,6 @@ const DEFAULT_LINUX_VCPUS: u32 = 1;
 enum Measure {
     /// One value per run.
     Values(Vec<u64>),
-    /// Not available in this build (e.g. no `selftest=bench` yet).
-    Missing(String),
     /// Measuring failed.
     Failed(String),
 }
@@ -82,7 +85,6 @@ impl Measure {
                     format!("{} (+{:.4}%)", group(min), (max - min) as f64 * 100.0 / min.max(1) as f64)
                 }
             }
-            Measure::Missing(_) => "missing".into(),
             Measure::Failed(_) => "FAILED".into(),
         }
     }
@@ -163,7 +165,6 @@ fn print_table(rows: &[Row]) {
         .flat_map(|r| {
             [("", Some(&r.value)), (" baseline", r.baseline.as_ref())].into_iter().filter_map(
                 move |(what, m)| match m {
-                    Some(Measure::Missing(why)) => Some(format!("{}{what} missing: {why}", r.name)),
                     Some(Measure::Failed(why)) => Some(format!("{}{what} FAILED: {why}", r.name)),
                     _ => None,
                 },
@@ -366,44 +367,82 @@ fn rows_from_bench(runs: &[Vec<BenchLine>]) -> Vec<Row> {
         .collect()
 }
 
-fn selftest_rows(image: &Path, runs: usize) -> Vec<Row> {
+/// The figures the test guest must print in every run (see [`guest_rows`]).
+const GUEST_FIGURES: [&str; 5] =
+    ["hypercall_bare", "hypercall_xen_version", "memcpy_4k", "grant_copy_4k", "evtchn_round_trip"];
+/// Round trips of the ping-pong (and operations of `test=bench`, fixed in the guest).
+const PINGPONG_ROUNDS: u32 = 1000;
+/// Each test-guest domain's RAM.
+const GUEST_MIB: u64 = 32;
+
+fn test_guest_domain(guest: &Path, name: &str, cmdline: &str) -> DomainSpec {
+    // console=xen: one hypercall per line instead of one port write per byte.
+    DomainSpec::new(guest).name(name).memory_mib(GUEST_MIB).cmdline(&format!("{cmdline} console=xen"))
+}
+
+/// One run of the normal image (GRUB ISO, `exit-when-idle`, QEMU `-smp 1`) with `domains`:
+/// the `BENCH` lines their consoles printed (without the `(dN) ` prefix).
+fn guest_run(name: &str, image: &Path, domains: &[DomainSpec]) -> Result<Vec<BenchLine>, String> {
+    let dir = bench_dir(name)?;
+    let r = Vm::domains_in(name, dir, image, DOMU_HV_CMDLINE, domains)
+        .icount()
+        .timeout_secs(600)
+        .stall_timeout_secs(120)
+        .run();
+    let console: Vec<String> = domain_log::console_lines(&r.serial).into_iter().map(|l| l.text).collect();
+    let lines = bench_lines(&console.join("\n")).map_err(|e| run_error(&r, &format!("malformed BENCH line: {e}")))?;
+    if r.exit_status() != Some(EXIT_SUCCESS) {
+        return Err(run_error(&r, "a bench domain did not power off cleanly"));
+    }
+    Ok(lines)
+}
+
+/// The test guest's figures: per run, `test=bench` alone, then a `pong`/`ping` pair with
+/// [`PINGPONG_ROUNDS`] round trips; their `BENCH` lines make one set (the ping's
+/// `evtchn_round_trip` names `hypercall_bare` of the first as its baseline). Every figure
+/// of [`GUEST_FIGURES`] must be there.
+fn guest_rows(image: &Path, guest: &Path, runs: usize) -> Vec<Row> {
     let mut all = Vec::new();
     for run in 0..runs {
-        step(&format!("bench run {}/{runs}: self-test image with selftest=bench", run + 1));
-        let name = format!("selftest_bench_{run}");
-        let dir = match bench_dir(&name) {
-            Ok(d) => d,
-            Err(e) => return vec![missing_row(Measure::Failed(e))],
+        step(&format!("bench run {}/{runs}: test guest, test=bench", run + 1));
+        let t = Instant::now();
+        let single =
+            guest_run(&format!("guest_bench_{run}"), image, &[test_guest_domain(guest, "bench", "test=bench")]);
+        println!("    {} BENCH lines in {:.1} s", single.as_ref().map_or(0, Vec::len), t.elapsed().as_secs_f64());
+        step(&format!("bench run {}/{runs}: test guests, ping-pong of {PINGPONG_ROUNDS} rounds", run + 1));
+        let t = Instant::now();
+        let pair = guest_run(
+            &format!("guest_pingpong_{run}"),
+            image,
+            &[
+                test_guest_domain(guest, "pong", &format!("test=pong peer=2 rounds={PINGPONG_ROUNDS}")),
+                test_guest_domain(guest, "ping", &format!("test=ping peer=1 rounds={PINGPONG_ROUNDS}")),
+            ],
+        );
+        println!("    {} BENCH lines in {:.1} s", pair.as_ref().map_or(0, Vec::len), t.elapsed().as_secs_f64());
+        let lines = match (single, pair) {
+            (Ok(mut a), Ok(b)) => {
+                a.extend(b);
+                a
+            }
+            (Err(e), _) | (_, Err(e)) => return vec![failed_row(e)],
         };
-        let boot =
-            Boot::Kernel { image: image.to_path_buf(), cmdline: "selftest=bench loglvl=info".into(), initrd: None };
-        let r = Vm::with_dir(&name, dir, boot).smp(2).icount().timeout_secs(900).stall_timeout_secs(300).run();
-        let lines = match bench_lines(&r.serial) {
-            Ok(l) => l,
-            Err(e) => return vec![missing_row(Measure::Failed(run_error(&r, &format!("malformed BENCH line: {e}"))))],
-        };
-        if lines.is_empty() {
-            let why = if r.serial.contains("unknown self-test") {
-                "the self-test image has no `bench` self-test yet (it says: unknown self-test \"bench\")".to_owned()
-            } else {
-                run_error(&r, "selftest=bench printed no BENCH line")
-            };
-            let m = if r.serial.contains("unknown self-test") { Measure::Missing(why) } else { Measure::Failed(why) };
-            return vec![missing_row(m)];
-        }
-        if r.exit_status() != Some(EXIT_SUCCESS) {
-            return vec![missing_row(Measure::Failed(run_error(&r, "selftest=bench did not end with success")))];
+        let missing: Vec<&str> =
+            GUEST_FIGURES.iter().copied().filter(|n| !lines.iter().any(|l| l.name == *n)).collect();
+        if !missing.is_empty() {
+            let logs = target_dir().join("bench").display().to_string();
+            return vec![failed_row(format!("no `BENCH name=` line for {} (logs in {logs})", missing.join(", ")))];
         }
         all.push(lines);
     }
     rows_from_bench(&all)
 }
 
-fn missing_row(m: Measure) -> Row {
+fn failed_row(why: String) -> Row {
     Row {
-        name: "hypervisor figures (selftest=bench)".into(),
+        name: "test guest figures (test=bench, ping-pong)".into(),
         unit: "cycles",
-        value: m,
+        value: Measure::Failed(why),
         baseline: None,
         baseline_is: "-".into(),
     }
@@ -421,13 +460,13 @@ pub fn bench(args: &[String]) -> Result<ExitCode, String> {
     prereq::ensure_rust_target()?;
     prereq::ensure_packages(&[prereq::QEMU, prereq::GRUB_ISO])?;
     let normal = build_image(Flavor::Normal)?;
-    let selftest = build_image(Flavor::Selftest)?;
+    let guest = build_test_guest()?;
     let start = Instant::now();
     let mut rows = Vec::new();
     if !opts.flag("no-linux") {
         rows.extend(linux_rows(&normal, vcpus, runs));
     }
-    rows.extend(selftest_rows(&selftest, runs));
+    rows.extend(guest_rows(&normal, &guest, runs));
     print_table(&rows);
     println!(
         "\n(runs: {runs}; {:.0} s; logs in {})",

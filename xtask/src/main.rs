@@ -78,8 +78,8 @@ Commands:
                        fetches again), build the default initramfs, print the paths.
   bench [--runs N] [--no-linux]
                        Deterministic benchmarks (-icount): Linux under Ferrovisor vs.
-                       booted directly, and the self-test image's selftest=bench
-                       figures, each next to its baseline. --runs N repeats each run.
+                       booted directly, and the test guest's BENCH figures (test=bench,
+                       ping-pong), each next to its baseline. --runs N repeats each run.
   help                 This text.
 
 Prerequisites are installed with apt-get when running as root (else the exact

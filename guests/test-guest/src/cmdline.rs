@@ -2,7 +2,7 @@
 //!
 //! | option | meaning |
 //! | --- | --- |
-//! | `test=NAME` | the behaviour (default `hello`): `hello`, `cpuid`, `memtouch`, `triplefault`, `unhandled`, `timer`, `spin`, `idle`, `errors`, `standby`, `ping`, `pong`, `granter`, `mapper` |
+//! | `test=NAME` | the behaviour (default `hello`): `hello`, `cpuid`, `memtouch`, `triplefault`, `unhandled`, `timer`, `spin`, `idle`, `errors`, `standby`, `ping`, `pong`, `granter`, `mapper`, `bench` |
 //! | `ms=N` | `spin` only: spin until N ms of system time have passed since the guest started (default 2000) |
 //! | `peer=D` | the other domain's id: required by `standby`, `ping`, `pong`, `granter`, `mapper`; optional for `errors` (its `standby` partner) |
 //! | `rounds=N` | `ping`/`pong`: event-channel round trips (default 100) |
@@ -112,10 +112,12 @@ pub enum Behaviour {
         /// The `granter` domain.
         peer: Peer,
     },
+    /// Times hypercalls, a grant copy and a plain copy; prints `BENCH` lines.
+    Bench,
 }
 
 /// The names `test=` accepts.
-pub const BEHAVIOURS: [&str; 14] = [
+pub const BEHAVIOURS: [&str; 15] = [
     "hello",
     "cpuid",
     "memtouch",
@@ -130,6 +132,7 @@ pub const BEHAVIOURS: [&str; 14] = [
     "pong",
     "granter",
     "mapper",
+    "bench",
 ];
 
 /// Where ordinary output goes.
@@ -245,6 +248,7 @@ impl Behaviour {
             "pong" => Behaviour::Pong { peer: Peer::required(cmdline, "pong")?, rounds: rounds(cmdline)? },
             "granter" => Behaviour::Granter { peer: Peer::required(cmdline, "granter")? },
             "mapper" => Behaviour::Mapper { peer: Peer::required(cmdline, "mapper")? },
+            "bench" => Behaviour::Bench,
             other => return Err(CmdlineError::UnknownTest(other)),
         })
     }
@@ -266,6 +270,7 @@ impl Behaviour {
             Behaviour::Pong { .. } => "pong",
             Behaviour::Granter { .. } => "granter",
             Behaviour::Mapper { .. } => "mapper",
+            Behaviour::Bench => "bench",
         }
     }
 }
@@ -322,6 +327,7 @@ mod tests {
         assert_eq!(behaviour("test=pong peer=2 rounds=7"), Ok(Behaviour::Pong { peer: peer(2, None), rounds: 7 }));
         assert_eq!(behaviour("test=granter peer=2"), Ok(Behaviour::Granter { peer: peer(2, None) }));
         assert_eq!(behaviour("test=mapper peer=1"), Ok(Behaviour::Mapper { peer: peer(1, None) }));
+        assert_eq!(behaviour("test=bench"), Ok(Behaviour::Bench));
         assert_eq!(behaviour("test=ping"), Err(CmdlineError::MissingPeer("ping")));
         assert_eq!(behaviour("test=pong peer=0"), Err(CmdlineError::BadNumber { key: "peer", value: "0" }));
         assert_eq!(behaviour("test=pong peer=32752"), Err(CmdlineError::BadNumber { key: "peer", value: "32752" }));

@@ -6,7 +6,8 @@
 //!
 //! - `standby` offers a port to the `errors` domain and waits for its final event.
 //! - `pong` offers a port and echoes every event on it from its upcall handler; `ping` binds
-//!   it and times `rounds` round trips: `GUEST pingpong round_trips=N cycles_per_round_trip=C`.
+//!   it and times `rounds` round trips: `GUEST pingpong round_trips=N cycles_per_round_trip=C`,
+//!   and the same figure as `BENCH name=evtchn_round_trip ...` for `cargo xtask bench`.
 //! - `granter` grants the `mapper` a writable page (ref 8) and a read-only page (ref 9),
 //!   leaves ref 10 invalid and grants ref 11 to another domain; the `mapper` is refused what
 //!   was not granted, maps, writes, unmaps and copies; after each of three stages it signals
@@ -279,6 +280,9 @@ pub fn ping(peer: Peer, rounds: u32) -> ! {
         b.remote_port,
         b.local_port
     );
+    if done > 0 {
+        crate::bench::report("evtchn_round_trip", per, done, Some(crate::bench::BARE));
+    }
     c.check("round_trips", done == u64::from(rounds), format_args!("done={done} expected={rounds}"));
     c.finish()
 }
@@ -294,9 +298,17 @@ fn entry_header(gref: u32) -> &'static AtomicU16 {
     unsafe { &*((GRANT_FRAME.addr() + u64::from(gref) * GrantEntryV1::SIZE as u64) as *const AtomicU16) }
 }
 
+/// `XENMEM_add_to_physmap(XENMAPSPACE_grant_table, idx 0)` onto [`GRANT_FRAME`]: this
+/// domain's first grant-table frame, which [`write_entry`] fills.
+pub fn map_grant_frame() -> i64 {
+    let mut xatp =
+        XenAddToPhysmap { domid: DOMID_SELF, size: 0, space: XENMAPSPACE_GRANT_TABLE, idx: 0, gpfn: GRANT_FRAME.gfn() };
+    xen::op(HYPERVISOR_MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut xatp)
+}
+
 /// Writes grant entry `gref` the way Linux does: frame and domain first, then the flags
 /// with release ordering, so the hypervisor never sees valid flags with stale contents.
-fn write_entry(gref: u32, domid: DomId, frame: u64, flags: u16) {
+pub fn write_entry(gref: u32, domid: DomId, frame: u64, flags: u16) {
     let at = GRANT_FRAME.addr() + u64::from(gref) * GrantEntryV1::SIZE as u64;
     // SAFETY: the entry lies in the grant frame (`entry_header` checks the index); `domid`
     // is at +2 (2-byte aligned) and `frame` at +4 (4-byte aligned); atomics, as Xen reads them.
@@ -320,10 +332,7 @@ pub fn granter(peer: Peer) -> ! {
         c.finish()
     }
     let me = xen::domid().unwrap_or(0) as DomId;
-    let mut xatp =
-        XenAddToPhysmap { domid: DOMID_SELF, size: 0, space: XENMAPSPACE_GRANT_TABLE, idx: 0, gpfn: GRANT_FRAME.gfn() };
-    let rc = xen::op(HYPERVISOR_MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut xatp);
-    if !c.rc("map_grant_frame", rc, 0) {
+    if !c.rc("map_grant_frame", map_grant_frame(), 0) {
         c.finish()
     }
     let mut q = GnttabQuerySize { dom: DOMID_SELF, ..GnttabQuerySize::default() };
@@ -415,17 +424,20 @@ fn unmap(host_addr: u64, handle: u32) -> (i64, i16) {
     (rc, op.status)
 }
 
-fn copy(source: GnttabCopyPtr, dest: GnttabCopyPtr, len: u16, flags: u16) -> (i64, i16) {
+/// One `GNTTABOP_copy` of `len` bytes: the hypercall's result and the op's status.
+pub fn copy(source: GnttabCopyPtr, dest: GnttabCopyPtr, len: u16, flags: u16) -> (i64, i16) {
     let mut op = GnttabCopy { source, dest, len, flags, status: 1 };
     let rc = xen::hypercall(HYPERVISOR_GRANT_TABLE_OP, GNTTABOP_COPY, &mut op as *mut _ as u64, 1, 0, 0);
     (rc, op.status)
 }
 
-fn gref(dom: DomId, gref: u32, offset: u16) -> GnttabCopyPtr {
+/// A copy endpoint: grant `gref` of `dom`.
+pub fn gref(dom: DomId, gref: u32, offset: u16) -> GnttabCopyPtr {
     GnttabCopyPtr { u: GnttabCopyPtrU::from_gref(gref), domid: dom, offset }
 }
 
-fn own(page: &Page, offset: u16) -> GnttabCopyPtr {
+/// A copy endpoint: one of this domain's own pages (by frame, `DOMID_SELF`).
+pub fn own(page: &Page, offset: u16) -> GnttabCopyPtr {
     GnttabCopyPtr { u: GnttabCopyPtrU::from_gmfn(page.gfn()), domid: DOMID_SELF, offset }
 }
 

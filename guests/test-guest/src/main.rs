@@ -19,6 +19,7 @@
 
 mod arch;
 mod behaviours;
+mod bench;
 mod checks;
 mod console;
 mod errors;
