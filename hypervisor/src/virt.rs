@@ -35,6 +35,32 @@ pub struct GuestRegs {
     pub rflags: u64,
 }
 
+impl GuestRegs {
+    /// The general register with x86 encoding `n` (0 = RAX, 1 = RCX, 2 = RDX, 3 = RBX,
+    /// 4 = RSP, 5 = RBP, 6 = RSI, 7 = RDI, 8-15 = R8-R15), as instruction encodings and VMX
+    /// exit information number them.
+    pub fn gpr_mut(&mut self, n: u8) -> &mut u64 {
+        match n & 0xf {
+            0 => &mut self.rax,
+            1 => &mut self.rcx,
+            2 => &mut self.rdx,
+            3 => &mut self.rbx,
+            4 => &mut self.rsp,
+            5 => &mut self.rbp,
+            6 => &mut self.rsi,
+            7 => &mut self.rdi,
+            8 => &mut self.r8,
+            9 => &mut self.r9,
+            10 => &mut self.r10,
+            11 => &mut self.r11,
+            12 => &mut self.r12,
+            13 => &mut self.r13,
+            14 => &mut self.r14,
+            _ => &mut self.r15,
+        }
+    }
+}
+
 pub const RFLAGS_IF: u64 = 1 << 9;
 
 /// A port I/O instruction the guest executed.

@@ -6,7 +6,6 @@
 use super::Action;
 use crate::guest_access::copy_from_guest;
 use crate::vcpu::{Exec, Vcpu};
-use crate::virt::GuestRegs;
 use crate::vlapic::{self, Effect};
 use alloc::format;
 
@@ -85,27 +84,6 @@ pub fn decode(bytes: &[u8]) -> Option<Mov> {
     (at <= 15 && at <= bytes.len()).then_some(Mov { length: at as u64, kind })
 }
 
-fn register(regs: &mut GuestRegs, index: u8) -> &mut u64 {
-    match index {
-        0 => &mut regs.rax,
-        1 => &mut regs.rcx,
-        2 => &mut regs.rdx,
-        3 => &mut regs.rbx,
-        4 => &mut regs.rsp,
-        5 => &mut regs.rbp,
-        6 => &mut regs.rsi,
-        7 => &mut regs.rdi,
-        8 => &mut regs.r8,
-        9 => &mut regs.r9,
-        10 => &mut regs.r10,
-        11 => &mut regs.r11,
-        12 => &mut regs.r12,
-        13 => &mut regs.r13,
-        14 => &mut regs.r14,
-        _ => &mut regs.r15,
-    }
-}
-
 /// Emulates the access at `gpa` (inside the APIC page) by the instruction at RIP.
 pub fn emulate_lapic(vcpu: &Vcpu, exec: &mut Exec, gpa: u64) -> Action {
     let rip = exec.hw.code_segment_base().wrapping_add(exec.regs.rip);
@@ -127,11 +105,11 @@ pub fn emulate_lapic(vcpu: &Vcpu, exec: &mut Exec, gpa: u64) -> Action {
     match mov.kind {
         MovKind::Load { reg } => {
             let value = vcpu.lapic.lock().read_mmio(offset);
-            *register(&mut exec.regs, reg) = u64::from(value);
+            *exec.regs.gpr_mut(reg) = u64::from(value);
         }
         MovKind::Store { .. } | MovKind::StoreImmediate { .. } => {
             let value = match mov.kind {
-                MovKind::Store { reg } => *register(&mut exec.regs, reg) as u32,
+                MovKind::Store { reg } => *exec.regs.gpr_mut(reg) as u32,
                 MovKind::StoreImmediate { value } => value,
                 MovKind::Load { .. } => unreachable!("handled above"),
             };

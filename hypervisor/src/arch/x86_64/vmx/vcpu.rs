@@ -502,31 +502,8 @@ fn unhandled_cr(access: CrAccess) -> VmExit {
     }
 }
 
-/// The general register numbered `n` in VMX exit information (0 = RAX, 1 = RCX, 2 = RDX,
-/// 3 = RBX, 4 = RSP, 5 = RBP, 6 = RSI, 7 = RDI, 8-15 = R8-R15).
-fn gpr(regs: &mut GuestRegs, n: u8) -> &mut u64 {
-    match n & 0xf {
-        0 => &mut regs.rax,
-        1 => &mut regs.rcx,
-        2 => &mut regs.rdx,
-        3 => &mut regs.rbx,
-        4 => &mut regs.rsp,
-        5 => &mut regs.rbp,
-        6 => &mut regs.rsi,
-        7 => &mut regs.rdi,
-        8 => &mut regs.r8,
-        9 => &mut regs.r9,
-        10 => &mut regs.r10,
-        11 => &mut regs.r11,
-        12 => &mut regs.r12,
-        13 => &mut regs.r13,
-        14 => &mut regs.r14,
-        _ => &mut regs.r15,
-    }
-}
-
 fn gpr_value(regs: &mut GuestRegs, n: u8, wide: bool) -> u64 {
-    let value = *gpr(regs, n);
+    let value = *regs.gpr_mut(n);
     if wide {
         value
     } else {
@@ -535,7 +512,7 @@ fn gpr_value(regs: &mut GuestRegs, n: u8, wide: bool) -> u64 {
 }
 
 fn set_gpr(regs: &mut GuestRegs, n: u8, value: u64, wide: bool) {
-    *gpr(regs, n) = if wide { value } else { value & 0xffff_ffff };
+    *regs.gpr_mut(n) = if wide { value } else { value & 0xffff_ffff };
 }
 
 /// Writes the control fields and the PVH entry state of a new VMCS (current on this CPU).
