@@ -106,3 +106,28 @@ fn linux_pvh_domu_boots_on_two_vcpus() {
     checks::domains_done(&r, 1, 0);
     eprintln!("domU: {report:?} in {:.1} s", r.elapsed.as_secs_f64());
 }
+
+/// More vCPUs than host CPUs: both of Linux's vCPUs share the one CPU through the scheduler
+/// (bring-up through INIT/SIPI, IPIs over event channels, idle HLT on both).
+#[test]
+fn linux_two_vcpus_on_one_host_cpu() {
+    let vmlinux = linux::vmlinux();
+    let name = "linux_domu_1cpu";
+    let dir = fresh_dir(name);
+    let initrd = initramfs_in(&dir);
+    let domains =
+        [DomainSpec::new(&vmlinux).name("linux").initrd(&initrd).memory_mib(512).vcpus(2).cmdline(DOMU_CMDLINE)];
+    let r = Vm::domains_in(name, dir, &qemu_tests::image(), CMDLINE, &domains)
+        .smp(1)
+        .memory("2G")
+        .timeout_secs(240)
+        .stall_timeout_secs(60)
+        .run();
+    let console: Vec<String> = qemu_tests::domain_log::console_lines(&r.serial).into_iter().map(|l| l.text).collect();
+    let report = LinuxReport::parse(console.iter().map(String::as_str));
+    check_report(&r, &report, 2, Some("xen"), "on the domain's console (`(dN) ` lines)");
+    let d = checks::domain_shut_down(&r, "linux", "poweroff");
+    r.check(d.cpus_used == 0b1, format!("cpus_used={:#x}, expected only CPU 0: {}", d.cpus_used, d.raw));
+    r.assert_success();
+    checks::domains_done(&r, 1, 0);
+}
