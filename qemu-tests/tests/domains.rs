@@ -35,10 +35,11 @@ fn hello_world_through_all_three_paths() {
 }
 
 /// The checks `test=cpuid` makes, each printed as `GUEST cpuid <check>=pass|fail`.
-const CPUID_CHECKS: [&str; 11] = [
+const CPUID_CHECKS: [&str; 12] = [
     "signature",
     "version",
     "hypercall_page",
+    "hypercall_page_call",
     "time",
     "ids",
     "hypervisor_bit",

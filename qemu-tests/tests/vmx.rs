@@ -61,7 +61,7 @@ fn vmx_cpuid_leaves_and_msrs() {
         .map(|l| l.raw)
         .collect();
     r.check(failed.is_empty(), format!("failed CPUID/MSR checks:\n  {}", failed.join("\n  ")));
-    for check in ["vmx_hidden", "efer", "msr_unknown_gp", "hypercall_page", "result"] {
+    for check in ["vmx_hidden", "efer", "msr_unknown_gp", "hypercall_page", "hypercall_page_call", "result"] {
         r.check(
             r.guest_lines(d.id, "cpuid")
                 .iter()

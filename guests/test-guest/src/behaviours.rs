@@ -127,6 +127,15 @@ fn cpuid() -> ! {
         format_args!("pages={} msr={:#x}", leaf2.eax, leaf2.ebx),
     );
 
+    if xen::present() {
+        let via_page = xen::xen_version_via_hypercall_page();
+        c.check(
+            "hypercall_page_call",
+            via_page == i64::from(XEN_VERSION_4_17),
+            format_args!("xen_version through the page returned {via_page:#x}"),
+        );
+    }
+
     let khz = arch::cpuid(XEN_CPUID_TIME_LEAF, 0).ecx;
     let scale = xen::time_scale();
     let t0 = xen::now_ns();

@@ -302,3 +302,37 @@ pub fn evtchn_status(dom: DomId, port: u32) -> Result<EvtchnStatus, i64> {
 pub fn sched_yield() -> i64 {
     hypercall(HYPERVISOR_SCHED_OP, SCHEDOP_YIELD, 0, 0, 0, 0)
 }
+
+/// The page Xen's hypercall stubs are written to (identity-mapped: address = frame << 12).
+#[repr(C, align(4096))]
+struct HypercallPage(core::cell::UnsafeCell<[u8; 4096]>);
+
+// SAFETY: written once by the hypervisor (on our WRMSR) and then only executed.
+unsafe impl Sync for HypercallPage {}
+
+#[unsafe(link_section = ".text.hypercall_page")]
+static HYPERCALL_PAGE: HypercallPage = HypercallPage(core::cell::UnsafeCell::new([0xc3; 4096]));
+
+/// Asks for the hypercall page (WRMSR of its address to the MSR CPUID leaf base+2 names),
+/// then makes `xen_version(XENVER_version)` through its stub. Returns the result.
+pub fn xen_version_via_hypercall_page() -> i64 {
+    let page = HYPERCALL_PAGE.0.get() as u64;
+    let lo = page as u32;
+    let hi = (page >> 32) as u32;
+    // SAFETY: WRMSR of the hypercall-page MSR only makes the hypervisor fill our page with
+    // stubs; the page is ours and nothing else lives in it.
+    unsafe {
+        asm!("wrmsr", in("ecx") test_guest::abi::XEN_HYPERCALL_PAGE_MSR, in("eax") lo, in("edx") hi,
+             options(nostack, preserves_flags))
+    };
+    let stub = page + xen_abi::xen::HYPERVISOR_XEN_VERSION * 32;
+    let result: i64;
+    // SAFETY: the stub is `mov eax, 17; vmmcall|vmcall; ret`, which follows the hypercall ABI
+    // (arguments in rdi/rsi, result in rax); the call clobbers only what the ABI lets it.
+    unsafe {
+        asm!("call {stub}", stub = in(reg) stub, inout("rdi") 0u64 => _, inout("rsi") 0u64 => _,
+             lateout("rax") result, lateout("rcx") _, lateout("rdx") _, lateout("r8") _, lateout("r10") _,
+             lateout("r11") _)
+    };
+    result
+}
