@@ -207,7 +207,8 @@ fn map_one(vcpu: &Vcpu, op: &GnttabMapGrantRef) -> Result<u32, i16> {
         release_pin(&granter, gref, readonly);
         code
     };
-    let page = granter.ram.translate(gfn * FRAME_SIZE).ok_or_else(|| undo(GNTST_BAD_PAGE))?;
+    // Only the granter's own RAM may be granted: never a page it maps from someone else.
+    let page = granter.ram.owned_page(gfn * FRAME_SIZE).ok_or_else(|| undo(GNTST_BAD_PAGE))?;
     let mut table = vcpu.domain.grants.lock();
     let handle = match table.maptrack.iter().position(Option::is_none) {
         Some(h) => h,
@@ -285,7 +286,7 @@ fn copy_end(vcpu: &Vcpu, end: &GnttabCopyPtr, by_gref: bool, write: bool) -> Res
     if by_gref {
         let gref = end.u.gref();
         let gfn = acquire(&domain, vcpu.domain.id, gref, !write)?;
-        let Some(page) = domain.ram.translate(gfn * FRAME_SIZE) else {
+        let Some(page) = domain.ram.owned_page(gfn * FRAME_SIZE) else {
             release_pin(&domain, gref, !write);
             return Err(GNTST_BAD_PAGE);
         };

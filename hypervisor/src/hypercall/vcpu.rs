@@ -86,8 +86,10 @@ pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
             if target.has_registered_vcpu_info() {
                 return Err(errno::EINVAL);
             }
+            // Only the domain's own RAM: a page it maps from another domain could be freed
+            // while we keep writing event and time data into it.
             let page =
-                caller.domain.ram.translate(gfn.checked_mul(FRAME_SIZE).ok_or(errno::EINVAL)?).ok_or(errno::EINVAL)?;
+                caller.domain.ram.owned_page(gfn.checked_mul(FRAME_SIZE).ok_or(errno::EINVAL)?).ok_or(errno::EINVAL)?;
             let new = PageView(phys_to_virt(page).as_u64() + offset);
             target.register_vcpu_info(new);
             Ok(0)

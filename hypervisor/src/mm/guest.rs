@@ -282,6 +282,16 @@ impl GuestRam {
         self.ram_page(gpa)
     }
 
+    /// The domain's own RAM frame at `gpa`: not ballooned out and not hidden by an overlay
+    /// (which may be another domain's page). This is what may be granted to others or hold
+    /// a vcpu_info: frames the domain keeps until it is destroyed.
+    pub fn owned_page(&self, gpa: u64) -> Option<PhysAddr> {
+        if self.overlay_at(gpa / FRAME_SIZE).is_some() {
+            return None;
+        }
+        self.translate(gpa)
+    }
+
     /// The RAM frame behind `gpa` (< size), ignoring overlays and ballooning.
     fn ram_page(&self, gpa: u64) -> Option<PhysAddr> {
         if gpa >= self.size {
