@@ -15,6 +15,7 @@
 //! | `ping peer=D [rounds=N] [port=P]` | binds `D`'s port, times N round trips | `GUEST pingpong round_trips=N cycles_per_round_trip=C role=ping` | poweroff if N done |
 //! | `granter peer=D` | grants `D` a writable and a read-only page, checks the mapper's stages (see [`crate::interdomain`]) | `GUEST granter <check>=...` | poweroff if all pass |
 //! | `mapper peer=D [port=P]` | refused ungranted access; maps, writes, unmaps, copies `D`'s grants | `GUEST mapper <check>=...` | poweroff if all pass |
+//! | `hcfuzz [seed=N] [calls=N] [trace=1]` | N (default 20000) random hypercalls with garbage arguments, none that may legitimately end or block the domain (see [`crate::hcfuzz`]) | `GUEST hcfuzz errno=E name= count=` per errno, `GUEST hcfuzz calls=N ok= errors= result=pass` | poweroff (an exception crashes it) |
 //! | `bench` | times `ITERATIONS` bare hypercalls, `xen_version` calls, 4 KiB copies and 4 KiB grant copies from itself (see [`crate::bench`]) | `BENCH name=<figure> cycles=<per op> iterations= [baseline=]` per figure, `GUEST bench <check>=...` | poweroff if every operation succeeded |
 
 use test_guest::abi::*;
@@ -57,6 +58,7 @@ pub fn run(behaviour: Behaviour, boot: &BootInfo, started_ns: u64) -> ! {
         Behaviour::Granter { peer } => crate::interdomain::granter(peer),
         Behaviour::Mapper { peer } => crate::interdomain::mapper(boot, peer),
         Behaviour::Bench => crate::bench::run(),
+        Behaviour::Hcfuzz { seed, calls, trace } => crate::hcfuzz::run(boot, seed, calls, trace),
     }
 }
 

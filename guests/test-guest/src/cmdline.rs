@@ -2,11 +2,14 @@
 //!
 //! | option | meaning |
 //! | --- | --- |
-//! | `test=NAME` | the behaviour (default `hello`): `hello`, `cpuid`, `memtouch`, `triplefault`, `unhandled`, `timer`, `spin`, `idle`, `errors`, `standby`, `ping`, `pong`, `granter`, `mapper`, `bench` |
+//! | `test=NAME` | the behaviour (default `hello`): `hello`, `cpuid`, `memtouch`, `triplefault`, `unhandled`, `timer`, `spin`, `idle`, `errors`, `standby`, `ping`, `pong`, `granter`, `mapper`, `bench`, `hcfuzz` |
 //! | `ms=N` | `spin` only: spin until N ms of system time have passed since the guest started (default 2000) |
 //! | `peer=D` | the other domain's id: required by `standby`, `ping`, `pong`, `granter`, `mapper`; optional for `errors` (its `standby` partner) |
 //! | `rounds=N` | `ping`/`pong`: event-channel round trips (default 100) |
 //! | `port=P` | `ping`/`mapper`/`errors`: bind this port of the peer instead of searching its first ports |
+//! | `seed=N` | `hcfuzz`: the PRNG seed (default 1) |
+//! | `calls=N` | `hcfuzz`: how many hypercalls to make (default 20000) |
+//! | `trace=1` | `hcfuzz`: print each call before making it |
 //! | `console=e9\|com1\|xen` | where ordinary output goes: port 0xE9 (default), COM1, or the `console_io` hypercall |
 
 use core::fmt;
@@ -15,6 +18,12 @@ use core::fmt;
 pub const DEFAULT_SPIN_MS: u64 = 2000;
 /// Default `rounds=` of `test=ping` / `test=pong`.
 pub const DEFAULT_ROUNDS: u32 = 100;
+/// Default `seed=` of `test=hcfuzz`.
+pub const DEFAULT_FUZZ_SEED: u64 = 1;
+/// Default `calls=` of `test=hcfuzz`.
+pub const DEFAULT_FUZZ_CALLS: u64 = 20_000;
+/// Largest `calls=` accepted.
+pub const MAX_FUZZ_CALLS: u64 = 100_000_000;
 /// Largest `rounds=` accepted.
 pub const MAX_ROUNDS: u32 = 1_000_000;
 /// Lowest domain id that is not a real domain (`DOMID_FIRST_RESERVED`): `peer=` must be below.
@@ -114,10 +123,19 @@ pub enum Behaviour {
     },
     /// Times hypercalls, a grant copy and a plain copy; prints `BENCH` lines.
     Bench,
+    /// Random hypercalls with garbage arguments; every one must return.
+    Hcfuzz {
+        /// The PRNG seed (`seed=`).
+        seed: u64,
+        /// How many hypercalls (`calls=`).
+        calls: u64,
+        /// Print each call before making it (`trace=1`).
+        trace: bool,
+    },
 }
 
 /// The names `test=` accepts.
-pub const BEHAVIOURS: [&str; 15] = [
+pub const BEHAVIOURS: [&str; 16] = [
     "hello",
     "cpuid",
     "memtouch",
@@ -133,6 +151,7 @@ pub const BEHAVIOURS: [&str; 15] = [
     "granter",
     "mapper",
     "bench",
+    "hcfuzz",
 ];
 
 /// Where ordinary output goes.
@@ -249,6 +268,11 @@ impl Behaviour {
             "granter" => Behaviour::Granter { peer: Peer::required(cmdline, "granter")? },
             "mapper" => Behaviour::Mapper { peer: Peer::required(cmdline, "mapper")? },
             "bench" => Behaviour::Bench,
+            "hcfuzz" => Behaviour::Hcfuzz {
+                seed: number(cmdline, "seed", 0..=u64::MAX)?.unwrap_or(DEFAULT_FUZZ_SEED),
+                calls: number(cmdline, "calls", 0..=MAX_FUZZ_CALLS)?.unwrap_or(DEFAULT_FUZZ_CALLS),
+                trace: number(cmdline, "trace", 0..=1)? == Some(1),
+            },
             other => return Err(CmdlineError::UnknownTest(other)),
         })
     }
@@ -271,6 +295,7 @@ impl Behaviour {
             Behaviour::Granter { .. } => "granter",
             Behaviour::Mapper { .. } => "mapper",
             Behaviour::Bench => "bench",
+            Behaviour::Hcfuzz { .. } => "hcfuzz",
         }
     }
 }
@@ -328,6 +353,15 @@ mod tests {
         assert_eq!(behaviour("test=granter peer=2"), Ok(Behaviour::Granter { peer: peer(2, None) }));
         assert_eq!(behaviour("test=mapper peer=1"), Ok(Behaviour::Mapper { peer: peer(1, None) }));
         assert_eq!(behaviour("test=bench"), Ok(Behaviour::Bench));
+        assert_eq!(
+            behaviour("test=hcfuzz"),
+            Ok(Behaviour::Hcfuzz { seed: DEFAULT_FUZZ_SEED, calls: DEFAULT_FUZZ_CALLS, trace: false })
+        );
+        assert_eq!(
+            behaviour("test=hcfuzz seed=7 calls=300 trace=1"),
+            Ok(Behaviour::Hcfuzz { seed: 7, calls: 300, trace: true })
+        );
+        assert_eq!(behaviour("test=hcfuzz calls=x"), Err(CmdlineError::BadNumber { key: "calls", value: "x" }));
         assert_eq!(behaviour("test=ping"), Err(CmdlineError::MissingPeer("ping")));
         assert_eq!(behaviour("test=pong peer=0"), Err(CmdlineError::BadNumber { key: "peer", value: "0" }));
         assert_eq!(behaviour("test=pong peer=32752"), Err(CmdlineError::BadNumber { key: "peer", value: "32752" }));

@@ -24,6 +24,7 @@ mod checks;
 mod console;
 mod errors;
 mod events;
+mod hcfuzz;
 mod interdomain;
 mod page;
 mod paging;
