@@ -176,6 +176,17 @@ impl Vcpu {
         self.stop_requested.store(true, Ordering::Release);
     }
 
+    /// Withdraws a stop the vCPU has not acted on yet (VCPUOP_up right after VCPUOP_down).
+    pub fn cancel_stop(&self) {
+        self.stop_requested.store(false, Ordering::Release);
+    }
+
+    /// Whether the vCPU has a register context to run: vCPU 0 from the domain builder, the
+    /// others from a STARTUP IPI. INIT takes it away again.
+    pub fn is_initialised(&self) -> bool {
+        !self.lapic.lock().wait_for_sipi
+    }
+
     pub fn vcpu_info(&self) -> Option<VcpuInfoView> {
         let va = self.vcpu_info.load(Ordering::Acquire);
         (va != 0).then_some(VcpuInfoView(PageView(va)))

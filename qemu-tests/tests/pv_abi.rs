@@ -56,7 +56,7 @@ fn ids_in_module_order(r: &RunResult, first: &str, second: &str) -> (u32, u32) {
 
 /// Checks the `errors` domain must have made (a sample over every family; the guest makes
 /// about 250).
-const ERRORS_REQUIRED: [&str; 48] = [
+const ERRORS_REQUIRED: [&str; 52] = [
     // Bad guest pointers.
     "console_write_bad_pointer",
     "get_features_bad_pointer",
@@ -108,6 +108,10 @@ const ERRORS_REQUIRED: [&str; 48] = [
     "get_features_submap1",
     "sched_unknown_op",
     "hypercall64",
+    "vcpu_op_cmd_upper_half_ignored",
+    "vcpu1_up_without_context",
+    "vcpu1_down",
+    "vcpu1_still_down",
     // Still healthy afterwards, and the partner released.
     "healthy_event_upcall",
     "healthy_timer",
@@ -116,8 +120,12 @@ const ERRORS_REQUIRED: [&str; 48] = [
 
 #[test]
 fn pv_abi_errors() {
-    let r =
-        run_pair("pv_abi_errors", guest("errors", "test=errors peer=2"), guest("standby", "test=standby peer=1"), 300);
+    let r = run_pair(
+        "pv_abi_errors",
+        guest("errors", "test=errors peer=2").vcpus(2),
+        guest("standby", "test=standby peer=1"),
+        300,
+    );
     let (errors, standby) = ids_in_module_order(&r, "errors", "standby");
     let lines = checks::guest_checks_pass(&r, errors, "errors", 200);
     for name in ERRORS_REQUIRED {

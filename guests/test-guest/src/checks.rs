@@ -79,6 +79,12 @@ impl Checks {
 
     /// Prints the result line and ends the domain: poweroff if every check passed, else crash.
     pub fn finish(self) -> ! {
+        self.finish_then(|| xen::shutdown(ShutdownReason::Poweroff))
+    }
+
+    /// Like [`Checks::finish`], but a passing run calls `power_off` instead, which must not
+    /// return (if it does, the run crashes).
+    pub fn finish_then(self, power_off: impl FnOnce()) -> ! {
         let ok = self.all_passed();
         println!(
             "GUEST {} result={} checks={} failed={}",
@@ -87,6 +93,9 @@ impl Checks {
             self.total,
             self.failed
         );
-        xen::shutdown(if ok { ShutdownReason::Poweroff } else { ShutdownReason::Crash })
+        if ok {
+            power_off()
+        }
+        xen::shutdown(ShutdownReason::Crash)
     }
 }

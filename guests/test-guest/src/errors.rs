@@ -179,7 +179,20 @@ pub fn run(boot: &BootInfo, peer: Option<Peer>) -> ! {
         // Lets the standby partner power off.
         c.rc("signal_partner", xen::evtchn_send(local), 0);
     }
-    c.finish()
+    if !has_second_vcpu() {
+        c.finish()
+    }
+    // Xen powers a domain off when its last vCPU goes down (vCPU 1 never started).
+    c.finish_then(|| {
+        let mut none = ();
+        let rc = vcpu(VCPUOP_DOWN, 0, &mut none);
+        println!("GUEST errors last_vcpu_down=fail rc={} expected=poweroff", Rc(rc));
+    })
+}
+
+fn has_second_vcpu() -> bool {
+    let mut info = VcpuRunstateInfo::default();
+    vcpu(VCPUOP_IS_UP, 1, &mut info) != -ENOENT
 }
 
 fn console_io(c: &mut Checks) {
@@ -945,6 +958,18 @@ fn vcpu_op(c: &mut Checks) {
     c.rc("get_physid", vcpu(VCPUOP_GET_PHYSID, 0, &mut physid), -EINVAL);
     c.rc("send_nmi_with_argument", vcpu(VCPUOP_SEND_NMI, 0, &mut physid), -EINVAL);
     c.rc("vcpu_unknown_op", vcpu(99, 0, &mut info), -ENOSYS);
+    c.rc("vcpu_op_cmd_upper_half_ignored", hc(HYPERVISOR_VCPU_OP, (1 << 32) | VCPUOP_IS_UP, 0, 0), 1);
+
+    if !has_second_vcpu() {
+        return;
+    }
+    // vCPU 1 waits for a STARTUP IPI that never comes: down, and without a context to run.
+    c.rc("vcpu1_is_down", vcpu(VCPUOP_IS_UP, 1, &mut info), 0);
+    c.rc("vcpu1_up_without_context", vcpu(VCPUOP_UP, 1, &mut info), -EINVAL);
+    c.rc("vcpu1_initialise_bad_pointer", hc(HYPERVISOR_VCPU_OP, VCPUOP_INITIALISE, 1, UNMAPPED), -EFAULT);
+    // Another vCPU (this one) is up, so taking vCPU 1 down is allowed; it stays down.
+    c.rc("vcpu1_down", vcpu(VCPUOP_DOWN, 1, &mut info), 0);
+    c.rc("vcpu1_still_down", vcpu(VCPUOP_IS_UP, 1, &mut info), 0);
 }
 
 fn vm_assist_and_others(c: &mut Checks) {

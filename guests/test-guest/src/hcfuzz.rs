@@ -39,6 +39,7 @@ use xen_abi::grant_table::{
 use xen_abi::hvm::{HVMOP_SET_PARAM, HVM_PARAM_CALLBACK_IRQ};
 use xen_abi::memory::{XENMEM_ADD_TO_PHYSMAP, XENMEM_ADD_TO_PHYSMAP_BATCH, XENMEM_DECREASE_RESERVATION};
 use xen_abi::sched::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_SHUTDOWN_CODE, SCHEDOP_WATCHDOG};
+use xen_abi::vcpu::VCPUOP_DOWN;
 use xen_abi::xen::*;
 
 use crate::checks::Rc;
@@ -289,6 +290,8 @@ fn allowed(nr: u64, cmd: u64) -> bool {
             ![GNTTABOP_MAP_GRANT_REF, GNTTABOP_UNMAP_GRANT_REF, GNTTABOP_TRANSFER, GNTTABOP_UNMAP_AND_REPLACE]
                 .contains(&cmd32)
         }
+        // Taking the fuzzer's only vCPU down would power the domain off.
+        HYPERVISOR_VCPU_OP => cmd32 != VCPUOP_DOWN,
         HYPERVISOR_MULTICALL => false,
         _ => true,
     }

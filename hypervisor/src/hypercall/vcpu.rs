@@ -3,6 +3,7 @@
 
 use super::{errno, read_struct, write_struct, Outcome};
 use crate::arch::x86_64::time;
+use crate::domain::ShutdownReason;
 use crate::evtchn::two_level::{PageView, VCPU_INFO_SIZE};
 use crate::exit::Action;
 use crate::mm::phys_to_virt;
@@ -17,23 +18,25 @@ const MIN_PERIOD_NS: u64 = 1_000_000;
 const STIME_DELTA_MAX: u64 = u64::MAX >> 2;
 
 pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
-    let (cmd, id, arg) = (args[0], args[1] as u32, args[2]);
+    // Xen takes `int cmd, unsigned int vcpuid`: the upper halves are ignored.
+    let (cmd, id, arg) = (u64::from(args[0] as u32), args[1] as u32, args[2]);
     let Some(target) = caller.domain.vcpu(id) else {
         return Outcome::error(errno::ENOENT);
     };
     let is_self = target.id == caller.id;
+    if cmd == VCPUOP_DOWN {
+        return take_down(caller, &target);
+    }
     let result: Result<i64, i64> = (|| match cmd {
         VCPUOP_IS_UP => Ok(i64::from(!sched::is_down(&target) || is_self)),
+        // Xen wakes only a vCPU that has a context: one started by INIT/SIPI (or vCPU 0),
+        // and later taken down. A vCPU still waiting for its STARTUP IPI has none.
+        VCPUOP_UP if !target.is_initialised() => Err(errno::EINVAL),
         VCPUOP_UP => {
-            // Secondary vCPUs of PVH guests start through their local APIC (INIT/SIPI);
-            // VCPUOP_up needs a context from VCPUOP_initialise, which we do not take.
-            if sched::is_down(&target) {
-                Err(errno::EINVAL)
-            } else {
-                Ok(0)
-            }
+            target.cancel_stop();
+            sched::make_runnable(&target);
+            Ok(0)
         }
-        VCPUOP_DOWN => Err(errno::EINVAL),
         VCPUOP_GET_RUNSTATE_INFO => {
             let record = VcpuRunstateInfo::from_bytes(&target.runstate_record());
             write_struct(caller, exec, arg, &record)?;
@@ -96,10 +99,10 @@ pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
         }
         VCPUOP_INITIALISE => {
             let _context: VcpuHvmContext = read_struct(caller, exec, arg)?;
-            if !sched::is_down(&target) {
+            if target.is_initialised() {
                 return Err(errno::EEXIST);
             }
-            // Starting a vCPU from a register context is not offered: PVH guests start
+            // Starting a vCPU from a register context is not offered yet: PVH guests start
             // their vCPUs through the local APIC (INIT/SIPI).
             Err(errno::ENOSYS)
         }
@@ -111,4 +114,23 @@ pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
         Ok(v) => Outcome { result: v, action: Action::Continue },
         Err(e) => Outcome::error(e),
     }
+}
+
+/// `VCPUOP_down`. A vCPU taking itself down leaves the CPU at once and, when brought up
+/// again, resumes after the hypercall with 0.
+fn take_down(caller: &Vcpu, target: &Vcpu) -> Outcome {
+    let domain = &caller.domain;
+    let others_up = (0..domain.vcpu_count)
+        .filter(|&other| other != target.id)
+        .any(|other| domain.vcpu(other).is_some_and(|v| !sched::is_down(&v)));
+    if !others_up {
+        // Xen's rule: taking the last vCPU down powers the domain off.
+        domain.shutdown(ShutdownReason::Poweroff);
+        return Outcome { result: 0, action: Action::Stop };
+    }
+    if target.id == caller.id {
+        return Outcome { result: 0, action: Action::Down };
+    }
+    sched::take_down(target);
+    Outcome::done(0)
 }
