@@ -12,7 +12,7 @@ use crate::exit::{self, Action};
 use crate::guest_access::{copy_from_guest, copy_to_guest};
 use crate::sched;
 use crate::sched::SchedData;
-use crate::virt::{self, GuestRegs, HardwareVcpu, RFLAGS_IF};
+use crate::virt::{self, GuestRegs, HardwareVcpu, StartState, RFLAGS_IF};
 use crate::vlapic::VLapic;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -162,6 +162,27 @@ impl Vcpu {
         exec.hw.reset_to_pvh_entry_state();
         exec.regs =
             GuestRegs { rip: u64::from(entry), rbx: u64::from(start_info), rflags: 0x2, ..GuestRegs::default() };
+    }
+
+    /// VCPUOP_initialise: gives a vCPU without a context (one still waiting for its STARTUP
+    /// IPI) the one `build` makes; it stays down until VCPUOP_up. `already` is returned for
+    /// a vCPU that has a context. Under the local APIC lock, as a STARTUP IPI, so the two
+    /// cannot both start the vCPU.
+    pub fn initialise<E>(
+        &self,
+        already: E,
+        build: impl FnOnce() -> Result<(StartState, GuestRegs), E>,
+    ) -> Result<(), E> {
+        let mut lapic = self.lapic.lock();
+        if !lapic.wait_for_sipi {
+            return Err(already);
+        }
+        let (state, regs) = build()?;
+        let mut exec = self.exec.lock();
+        exec.hw.load_start_state(&state);
+        exec.regs = regs;
+        lapic.wait_for_sipi = false;
+        Ok(())
     }
 
     /// STARTUP IPI: real mode at `vector` << 12.

@@ -130,6 +130,33 @@ pub struct PagingState {
     pub efer: u64,
 }
 
+/// A segment register's cached state. `attributes` is the packed 12-bit form the VMCB and
+/// Xen's `vcpu_hvm_context` use: type, S, DPL and P in bits 0-7; AVL, L, D/B and G in 8-11.
+/// Zero attributes mean an unusable (null) segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentState {
+    pub selector: u16,
+    pub attributes: u16,
+    pub limit: u32,
+    pub base: u64,
+}
+
+/// The control state `VCPUOP_initialise` starts a vCPU in (general registers are in
+/// `GuestRegs`). FS, GS, LDTR, GDTR and IDTR start as in the PVH entry state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartState {
+    pub cs: SegmentState,
+    pub ds: SegmentState,
+    pub ss: SegmentState,
+    pub es: SegmentState,
+    pub tr: SegmentState,
+    pub cr0: u64,
+    pub cr3: u64,
+    pub cr4: u64,
+    /// Consistent with CR0.PG: LMA is set exactly when LME and PG are.
+    pub efer: u64,
+}
+
 /// One hardware vCPU. Generic code drives it; only the backend touches VMCB/VMCS.
 pub trait HardwareVcpu: Send {
     /// Puts the vCPU in the PVH entry state: 32-bit protected mode, paging off, flat
@@ -138,6 +165,8 @@ pub trait HardwareVcpu: Send {
     /// Puts the vCPU in the state a STARTUP IPI leaves it in: real mode, CS selector
     /// `vector << 8` (base `vector << 12`), IP 0. (RIP and RFLAGS are in `GuestRegs`.)
     fn reset_to_real_mode(&mut self, vector: u8);
+    /// Puts the vCPU in a state validated by `VCPUOP_initialise`.
+    fn load_start_state(&mut self, state: &StartState);
     /// Enters the guest and returns at its next exit. Interrupts must be disabled.
     fn run(&mut self, regs: &mut GuestRegs) -> VmExit;
     fn paging_state(&self) -> PagingState;

@@ -56,7 +56,7 @@ fn ids_in_module_order(r: &RunResult, first: &str, second: &str) -> (u32, u32) {
 
 /// Checks the `errors` domain must have made (a sample over every family; the guest makes
 /// about 250).
-const ERRORS_REQUIRED: [&str; 52] = [
+const ERRORS_REQUIRED: [&str; 60] = [
     // Bad guest pointers.
     "console_write_bad_pointer",
     "get_features_bad_pointer",
@@ -112,6 +112,14 @@ const ERRORS_REQUIRED: [&str; 52] = [
     "vcpu1_up_without_context",
     "vcpu1_down",
     "vcpu1_still_down",
+    "initialise_64_no_paging",
+    "initialise_32_null_cs",
+    "vcpu1_uninitialised_after_refusals",
+    "initialise_vcpu1",
+    "vcpu1_ran",
+    "vcpu1_took_itself_down",
+    "vcpu1_resumed_after_down",
+    "vcpu1_halted_down",
     // Still healthy afterwards, and the partner released.
     "healthy_event_upcall",
     "healthy_timer",

@@ -6,7 +6,8 @@
 //! Hello world through all three output paths, the CPUID/MSR view of a guest, memory
 //! isolation, triple-fault isolation, an unhandled exit (INVD), timer wake-ups from HLT,
 //! several domains at once, two host CPUs with pinned and migrating domains, CPUs that
-//! lack VMX, EPT or unrestricted guest, and Debian's Linux as a 2-vCPU PVH domU. Bochs runs
+//! lack VMX, EPT or unrestricted guest, the PV ABI error paths with a vCPU started by
+//! VCPUOP_initialise, and Debian's Linux as a 2-vCPU PVH domU. Bochs runs
 //! about 100 M instructions/s: the domains are small and short.
 
 use qemu_tests::harness::fresh_dir;
@@ -243,6 +244,23 @@ fn vmx_linux_pvh_domu_boots_on_two_vcpus() {
     }
     let d = checks::domain_shut_down(&r, "linux", "poweroff");
     r.check(d.vcpus == 2, format!("vcpus={}, expected 2: {}", d.vcpus, d.raw));
+    r.assert_success();
+    checks::domains_done(&r, 1, 0);
+}
+
+/// The PV ABI's error paths on VMX, and vCPU 1 started from a 64-bit VCPUOP_initialise
+/// context (the VMCS loaded from it: long mode, paging, flat segments), taken down and
+/// brought back up.
+#[test]
+fn vmx_pv_abi_errors_and_vcpu_initialise() {
+    let errors = guest("errors", "test=errors console=xen").memory_mib(32).vcpus(2);
+    let r = vmx("vmx_pv_abi_errors", &[errors]).timeout_secs(180).run();
+    let d = checks::domain_shut_down(&r, "errors", "poweroff");
+    ran_on_vmx(&r, d.id);
+    checks::guest_checks_pass(&r, d.id, "errors", 200);
+    for name in ["initialise_vcpu1", "vcpu1_ran", "vcpu1_took_itself_down", "vcpu1_resumed_after_down"] {
+        checks::guest_check(&r, d.id, "errors", name);
+    }
     r.assert_success();
     checks::domains_done(&r, 1, 0);
 }

@@ -104,6 +104,20 @@ pub fn cr2() -> u64 {
     v
 }
 
+/// CR0, CR3 and CR4, for starting another vCPU in the same paging mode.
+pub fn control_registers() -> (u64, u64, u64) {
+    let (cr0, cr3, cr4): (u64, u64, u64);
+    // SAFETY: reading control registers at CPL 0 has no side effects.
+    unsafe {
+        asm!(
+            "mov {0}, cr0", "mov {1}, cr3", "mov {2}, cr4",
+            out(reg) cr0, out(reg) cr3, out(reg) cr4,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+    (cr0, cr3, cr4)
+}
+
 /// Flushes the whole TLB by reloading CR3.
 pub fn flush_tlb() {
     // SAFETY: writing CR3 with its current value keeps the same page tables and only drops

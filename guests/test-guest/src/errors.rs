@@ -14,8 +14,10 @@
 //! Nothing here may end the domain on Xen: `SCHEDOP_shutdown` with an unknown reason is
 //! therefore not tried (Xen takes any reason and shuts the domain down).
 
-use core::sync::atomic::{compiler_fence, Ordering};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{compiler_fence, AtomicU32, Ordering};
 
+use test_guest::abi::MSR_EFER;
 use test_guest::cmdline::Peer;
 use test_guest::start_info;
 use xen_abi::console::{CONSOLEIO_READ, CONSOLEIO_WRITE};
@@ -970,6 +972,177 @@ fn vcpu_op(c: &mut Checks) {
     // Another vCPU (this one) is up, so taking vCPU 1 down is allowed; it stays down.
     c.rc("vcpu1_down", vcpu(VCPUOP_DOWN, 1, &mut info), 0);
     c.rc("vcpu1_still_down", vcpu(VCPUOP_IS_UP, 1, &mut info), 0);
+    initialise_checks(c);
+    start_second_vcpu(c);
+}
+
+/// What vCPU 1 has done: [`AP_STARTED`] when it ran, [`AP_RESUMED`] after it was brought
+/// up again from its own VCPUOP_down.
+static AP_STAGE: AtomicU32 = AtomicU32::new(0);
+const AP_STARTED: u32 = 1;
+const AP_RESUMED: u32 = 2;
+const AP_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct ApStack(UnsafeCell<[u8; AP_STACK_SIZE]>);
+// SAFETY: only vCPU 1 uses the stack, and only as its stack.
+unsafe impl Sync for ApStack {}
+static AP_STACK: ApStack = ApStack(UnsafeCell::new([0; AP_STACK_SIZE]));
+
+/// vCPU 1's entry (64-bit, interrupts off): reports, takes itself down, reports again when
+/// brought back up, and halts with interrupts off (which takes it down for good).
+extern "C" fn second_vcpu_main() -> ! {
+    AP_STAGE.store(AP_STARTED, Ordering::SeqCst);
+    let mut none = ();
+    if vcpu(VCPUOP_DOWN, 1, &mut none) == 0 {
+        AP_STAGE.store(AP_RESUMED, Ordering::SeqCst);
+    }
+    crate::arch::halt_forever()
+}
+
+/// A 64-bit context that runs `second_vcpu_main` with this vCPU's paging.
+fn second_vcpu_context() -> VcpuHvmX86_64 {
+    let (cr0, cr3, cr4) = crate::arch::control_registers();
+    let efer = crate::traps::rdmsr_checked(MSR_EFER).unwrap_or(0);
+    // As if called: the return-address slot below a 16-byte aligned top.
+    let stack_top = AP_STACK.0.get() as u64 + AP_STACK_SIZE as u64 - 8;
+    VcpuHvmX86_64 {
+        rip: second_vcpu_main as *const () as u64,
+        rsp: stack_top,
+        rflags: 0x2,
+        cr0,
+        cr3,
+        cr4,
+        efer,
+        ..Default::default()
+    }
+}
+
+fn context64(regs: &VcpuHvmX86_64) -> VcpuHvmContext {
+    let mut raw = [0u8; 120];
+    raw[..VcpuHvmX86_64::SIZE].copy_from_slice(&regs.to_bytes());
+    VcpuHvmContext { mode: VCPU_HVM_MODE_64B, pad: 0, cpu_regs: VcpuHvmCpuRegs { raw } }
+}
+
+fn context32(regs: &VcpuHvmX86_32) -> VcpuHvmContext {
+    VcpuHvmContext { mode: VCPU_HVM_MODE_32B, pad: 0, cpu_regs: VcpuHvmCpuRegs { raw: regs.to_bytes() } }
+}
+
+/// A valid flat 32-bit context (paging off), the base the bad ones below start from.
+fn flat32() -> VcpuHvmX86_32 {
+    VcpuHvmX86_32 {
+        eip: 0x1000,
+        cr0: 0x11,
+        cs_limit: 0xfffff,
+        ds_limit: 0xfffff,
+        ss_limit: 0xfffff,
+        es_limit: 0xfffff,
+        tr_limit: 0x67,
+        cs_ar: 0xc9b,
+        ds_ar: 0xc93,
+        ss_ar: 0xc93,
+        es_ar: 0xc93,
+        tr_ar: 0x8b,
+        ..Default::default()
+    }
+}
+
+/// A named change that makes a valid context invalid.
+type Spoiler<T> = (&'static str, fn(&mut T));
+
+/// Contexts Xen refuses with -EINVAL (`arch_set_info_hvm_guest`), each on the never-started
+/// vCPU 1, which must stay uninitialised.
+fn initialise_checks(c: &mut Checks) {
+    let mut initialise = |name: &str, mut ctx: VcpuHvmContext| {
+        c.rc(format_args!("initialise_{name}"), vcpu(VCPUOP_INITIALISE, 1, &mut ctx), -EINVAL);
+    };
+    let good64 = second_vcpu_context();
+    let mut ctx = context64(&good64);
+    ctx.mode = 2;
+    initialise("unknown_mode", ctx);
+    let mut ctx = context64(&good64);
+    ctx.pad = 1;
+    initialise("pad", ctx);
+    let bad64: [Spoiler<VcpuHvmX86_64>; 5] = [
+        ("64_noncanonical_rip", |r| r.rip = 0x0000_8000_0000_0000),
+        ("64_no_paging", |r| r.cr0 &= !(1 << 31)),
+        ("64_no_pae", |r| r.cr4 &= !(1 << 5)),
+        ("64_no_lme", |r| r.efer &= !(1 << 8)),
+        ("64_cr4_vmxe", |r| r.cr4 |= 1 << 13),
+    ];
+    for (name, spoil) in bad64 {
+        let mut regs = good64;
+        spoil(&mut regs);
+        initialise(name, context64(&regs));
+    }
+    let bad32: [Spoiler<VcpuHvmX86_32>; 9] = [
+        ("32_pad1", |r| r.pad1 = 1),
+        ("32_null_cs", |r| r.cs_ar = 0),
+        ("32_data_segment_in_cs", |r| r.cs_ar = 0xc93),
+        ("32_code_segment_in_ss", |r| r.ss_ar = 0xc9b),
+        ("32_not_present_ss", |r| r.ss_ar = 0xc13),
+        ("32_ar_bits_12_15", |r| r.ds_ar = 0xfc93),
+        ("32_tr_not_busy_tss", |r| r.tr_ar = 0x82),
+        ("32_eip_beyond_cs_limit", |r| (r.cs_ar, r.cs_limit, r.eip) = (0x49b, 0xffff, 0x10000)),
+        ("32_ss_dpl_differs", |r| r.ss_ar = 0xcf3),
+    ];
+    for (name, spoil) in bad32 {
+        let mut regs = flat32();
+        spoil(&mut regs);
+        initialise(name, context32(&regs));
+    }
+    let mut info = VcpuRunstateInfo::default();
+    c.rc("vcpu1_uninitialised_after_refusals", vcpu(VCPUOP_UP, 1, &mut info), -EINVAL);
+}
+
+/// Waits (bounded) for vCPU 1 to reach `stage`.
+fn wait_for_stage(stage: u32) -> bool {
+    let deadline = xen::now_ns() + 2_000_000_000;
+    while AP_STAGE.load(Ordering::SeqCst) != stage {
+        if xen::now_ns() > deadline {
+            return false;
+        }
+        xen::sched_yield();
+    }
+    true
+}
+
+/// Waits (bounded) until vCPU 1 reports `up`.
+fn wait_until_up(up: i64) -> i64 {
+    let mut info = VcpuRunstateInfo::default();
+    let deadline = xen::now_ns() + 2_000_000_000;
+    loop {
+        let rc = vcpu(VCPUOP_IS_UP, 1, &mut info);
+        if rc == up || xen::now_ns() > deadline {
+            return rc;
+        }
+        xen::sched_yield();
+    }
+}
+
+/// Starts vCPU 1 from a 64-bit context (VCPUOP_initialise, then VCPUOP_up), lets it take
+/// itself down, and brings it back up where it stopped.
+fn start_second_vcpu(c: &mut Checks) {
+    let mut info = VcpuRunstateInfo::default();
+    let mut ctx = context64(&second_vcpu_context());
+    c.rc("initialise_vcpu1", vcpu(VCPUOP_INITIALISE, 1, &mut ctx), 0);
+    c.rc("initialise_vcpu1_twice", vcpu(VCPUOP_INITIALISE, 1, &mut ctx), -EEXIST);
+    c.rc("vcpu1_down_until_up", vcpu(VCPUOP_IS_UP, 1, &mut info), 0);
+    c.check(
+        "vcpu1_not_run_before_up",
+        AP_STAGE.load(Ordering::SeqCst) == 0,
+        format_args!("stage={}", AP_STAGE.load(Ordering::SeqCst)),
+    );
+    c.rc("vcpu1_up", vcpu(VCPUOP_UP, 1, &mut info), 0);
+    c.check("vcpu1_ran", wait_for_stage(AP_STARTED), format_args!("stage={}", AP_STAGE.load(Ordering::SeqCst)));
+    c.rc("vcpu1_took_itself_down", wait_until_up(0), 0);
+    c.rc("vcpu1_up_again", vcpu(VCPUOP_UP, 1, &mut info), 0);
+    c.check(
+        "vcpu1_resumed_after_down",
+        wait_for_stage(AP_RESUMED),
+        format_args!("stage={}", AP_STAGE.load(Ordering::SeqCst)),
+    );
+    c.rc("vcpu1_halted_down", wait_until_up(0), 0);
 }
 
 fn vm_assist_and_others(c: &mut Checks) {

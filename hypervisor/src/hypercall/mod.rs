@@ -11,6 +11,7 @@ mod hvm;
 mod memory;
 mod sched;
 mod vcpu;
+mod vcpu_context;
 mod version;
 
 use crate::exit::Action;

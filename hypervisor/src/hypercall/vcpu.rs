@@ -98,13 +98,9 @@ pub fn vcpu_op(caller: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
             Ok(0)
         }
         VCPUOP_INITIALISE => {
-            let _context: VcpuHvmContext = read_struct(caller, exec, arg)?;
-            if target.is_initialised() {
-                return Err(errno::EEXIST);
-            }
-            // Starting a vCPU from a register context is not offered yet: PVH guests start
-            // their vCPUs through the local APIC (INIT/SIPI).
-            Err(errno::ENOSYS)
+            let context: VcpuHvmContext = read_struct(caller, exec, arg)?;
+            target.initialise(errno::EEXIST, || super::vcpu_context::start_state(&context))?;
+            Ok(0)
         }
         // Both take no argument in Xen; a non-null one is refused before anything else.
         VCPUOP_GET_PHYSID | VCPUOP_SEND_NMI if arg != 0 => Err(errno::EINVAL),

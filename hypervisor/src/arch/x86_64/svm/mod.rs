@@ -15,7 +15,7 @@ pub mod vmcb;
 use self::vmcb::{EventInjection, Intercept1, Intercept2, InterruptControl, Segment, TlbControl, Vmcb};
 use crate::arch::x86_64::percpu::{self, MAX_CPUS};
 use crate::mm::{frames, phys_to_virt};
-use crate::virt::{GuestRegs, HardwareVcpu, NestedFormat, PagingState, VmExit};
+use crate::virt::{GuestRegs, HardwareVcpu, NestedFormat, PagingState, SegmentState, StartState, VmExit};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use raw_cpuid::cpuid;
 use spin::Once;
@@ -269,6 +269,23 @@ impl HardwareVcpu for SvmVcpu {
         s.dr6 = 0xffff_0ff0;
         s.dr7 = 0x400;
         s.g_pat = 0x0007_0406_0007_0406;
+    }
+
+    fn load_start_state(&mut self, state: &StartState) {
+        // FS, GS, LDTR and the descriptor tables as a vCPU is created (as on Xen).
+        self.reset_to_real_mode(0);
+        let segment = |seg: &SegmentState| Segment::new(seg.selector, seg.attributes, seg.limit, seg.base);
+        let s = &mut self.vmcb().save;
+        s.cs = segment(&state.cs);
+        s.ds = segment(&state.ds);
+        s.ss = segment(&state.ss);
+        s.es = segment(&state.es);
+        s.tr = segment(&state.tr);
+        s.cpl = ((state.ss.attributes >> 5) & 3) as u8;
+        s.cr0 = state.cr0;
+        s.cr3 = state.cr3;
+        s.cr4 = state.cr4;
+        s.efer = state.efer | EFER_SVME;
     }
 
     fn run(&mut self, regs: &mut GuestRegs) -> VmExit {

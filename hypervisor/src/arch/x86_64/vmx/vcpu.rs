@@ -27,7 +27,7 @@ use super::vmcs::{
 use super::{caps, cpu_state, ept, EptFlush, HostState, VmxCapabilities, LAZY_MSRS};
 use crate::arch::x86_64::percpu::{self, MAX_CPUS};
 use crate::mm::{frames, phys_to_virt};
-use crate::virt::{GuestRegs, HardwareVcpu, PagingState, VmExit};
+use crate::virt::{GuestRegs, HardwareVcpu, PagingState, StartState, VmExit};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use x86_64::registers::model_specific::Msr;
 use x86_64::PhysAddr;
@@ -588,6 +588,23 @@ const GUEST_CS: SegmentFields = SegmentFields {
     rights: Vmcs32::GuestCsAccessRights,
     base: VmcsNatural::GuestCsBase,
 };
+const GUEST_TR: SegmentFields = SegmentFields {
+    selector: Vmcs16::GuestTrSelector,
+    limit: Vmcs32::GuestTrLimit,
+    rights: Vmcs32::GuestTrAccessRights,
+    base: VmcsNatural::GuestTrBase,
+};
+
+/// The VMCS access-rights form of packed 12-bit segment attributes: bits 8-11 move to 12-15,
+/// and an empty descriptor becomes "unusable".
+fn vmx_access_rights(attributes: u16) -> u32 {
+    if attributes == 0 {
+        return AccessRights::UNUSABLE.0;
+    }
+    let attributes = u32::from(attributes);
+    (attributes & 0xff) | ((attributes & 0xf00) << 4)
+}
+
 /// DS, ES, SS, FS and GS, which start out alike.
 const GUEST_DATA_SEGMENTS: [SegmentFields; 5] = [
     SegmentFields {
@@ -718,6 +735,31 @@ impl HardwareVcpu for VmxVcpu {
     fn reset_to_real_mode(&mut self, vector: u8) {
         let caps = caps();
         self.access(|| write_initial_state(caps, InitialState::RealMode { vector }));
+        self.reset_software_state();
+    }
+
+    fn load_start_state(&mut self, state: &StartState) {
+        let caps = caps();
+        self.access(|| {
+            // FS, GS, LDTR and the descriptor tables as a vCPU is created (as on Xen).
+            write_initial_state(caps, InitialState::RealMode { vector: 0 });
+            for (fields, segment) in [
+                (&GUEST_CS, &state.cs),
+                (&GUEST_DATA_SEGMENTS[0], &state.ds),
+                (&GUEST_DATA_SEGMENTS[1], &state.es),
+                (&GUEST_DATA_SEGMENTS[2], &state.ss),
+                (&GUEST_TR, &state.tr),
+            ] {
+                fields.set(segment.selector, segment.base, segment.limit, vmx_access_rights(segment.attributes));
+            }
+            set(VmcsNatural::Cr0ReadShadow, state.cr0);
+            set(VmcsNatural::GuestCr0, caps.cr0_actual(state.cr0));
+            set(VmcsNatural::Cr4ReadShadow, state.cr4);
+            set(VmcsNatural::GuestCr4, caps.cr4_actual(state.cr4));
+            set(VmcsNatural::GuestCr3, state.cr3);
+            set(Vmcs64::GuestEfer, state.efer);
+            set_long_mode_control(state.efer);
+        });
         self.reset_software_state();
     }
 
