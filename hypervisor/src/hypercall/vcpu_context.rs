@@ -4,15 +4,17 @@
 
 use super::errno;
 use crate::virt::{GuestRegs, SegmentState, StartState};
+use x86_64::registers::control::{Cr0Flags, Cr4Flags};
+use x86_64::registers::model_specific::EferFlags;
 use xen_abi::vcpu::{VcpuHvmContext, VcpuHvmX86_32, VcpuHvmX86_64, VCPU_HVM_MODE_32B, VCPU_HVM_MODE_64B};
 
-const CR0_PE: u64 = 1 << 0;
-const CR0_PG: u64 = 1 << 31;
-const CR4_PAE: u64 = 1 << 5;
-const EFER_SCE: u64 = 1 << 0;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const EFER_NXE: u64 = 1 << 11;
+const CR0_PE: u64 = Cr0Flags::PROTECTED_MODE_ENABLE.bits();
+const CR0_PG: u64 = Cr0Flags::PAGING.bits();
+const CR4_PAE: u64 = Cr4Flags::PHYSICAL_ADDRESS_EXTENSION.bits();
+const EFER_SCE: u64 = EferFlags::SYSTEM_CALL_EXTENSIONS.bits();
+const EFER_LME: u64 = EferFlags::LONG_MODE_ENABLE.bits();
+const EFER_LMA: u64 = EferFlags::LONG_MODE_ACTIVE.bits();
+const EFER_NXE: u64 = EferFlags::NO_EXECUTE_ENABLE.bits();
 /// The CR4 bits a guest may start with: VME..OSXMMEXCPT, UMIP, FSGSBASE, PCIDE, OSXSAVE,
 /// SMEP, SMAP (never VMXE or SMXE, which the guest's CPUID hides).
 const CR4_VALID: u64 = 0x7ff | (1 << 11) | (1 << 16) | (1 << 17) | (1 << 18) | (1 << 20) | (1 << 21);
