@@ -9,7 +9,7 @@
 //! | `timer` | upcall vector via HVMOP_set_param, 5 × (`set_timer_op(now + 20 ms)`, `sti; hlt` until the upcall) | `GUEST timer wakeup=i elapsed_us=`, `GUEST timer wakeups=5 min_elapsed_us=X` | poweroff, or crash if < 5 wake-ups or any < 20 ms |
 //! | `spin ms=N` | spins on system time until N ms (default 2000) since the guest started | `GUEST spin iterations=N ms= elapsed_us=` | poweroff |
 //! | `idle` | `sti; hlt` forever, no timer | `GUEST idle ...` | never |
-//! | `errors [peer=D]` | every hypercall family's error paths against Xen 4.17's answers (see [`crate::errors`]); with a `standby` peer also those about another domain | `GUEST errors <check>=pass\|fail rc= expected=`, `GUEST errors result=` | poweroff if all pass, else crash |
+//! | `errors [peer=D]` | every hypercall family's error paths against Xen 4.17's answers (see [`crate::errors`]); with a `standby` peer also those about another domain; with 2 vCPUs, VCPUOP_initialise/up/down on vCPU 1 (started in long mode) | `GUEST errors <check>=pass\|fail rc= expected=`, `GUEST errors result=` | poweroff if all pass (with 2 vCPUs by taking the last one down), else crash |
 //! | `standby peer=D` | offers `D` an event channel (and one to someone else), waits for `D`'s event | `GUEST standby ...` | poweroff, crash without the event |
 //! | `pong peer=D [rounds=N]` | offers `D` a port, echoes N events from the upcall handler | `GUEST pingpong round_trips= cycles_per_round_trip= role=pong` | poweroff if N echoed |
 //! | `ping peer=D [rounds=N] [port=P]` | binds `D`'s port, times N round trips | `GUEST pingpong round_trips=N cycles_per_round_trip=C role=ping` | poweroff if N done |
