@@ -9,7 +9,7 @@ fn svm_under_bochs_hello_world() {
     let domains = [DomainSpec::new(qemu_tests::test_guest()).name("hello").memory_mib(16).cmdline("test=hello")];
     let r = BochsVm::domains("bochs_svm_hello", &qemu_tests::image(), "loglvl=info exit-when-idle", &domains)
         .cpu_model(bochs::model::SVM)
-        .timeout_secs(90)
+        .timeout_secs(240)
         .run();
     r.assert_success();
     r.line_where("`virtualization: AMD-V ...`", |l| l.contains("virtualization: AMD-V with nested paging"));
