@@ -19,12 +19,12 @@
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::domain::{self, DomainSpec};
-use crate::harness::{fresh_dir, Outcome, RunResult};
+use crate::harness::{fresh_dir, KillOnDrop, Outcome, RunResult};
 use crate::iso::{self, Module};
 use crate::util::{shell_join, tail_lines};
 
@@ -326,26 +326,8 @@ impl BochsVm {
             timeout,
             stall: None,
         };
-        eprintln!(
-            "[{}] {} after {:.1} s (log: {})",
-            result.name,
-            result.outcome_text(),
-            elapsed.as_secs_f64(),
-            serial_path.display()
-        );
+        result.print_finished(&serial_path);
         result
-    }
-}
-
-/// Kills `timeout` (and so Bochs) if the harness itself panics while it runs.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
     }
 }
 

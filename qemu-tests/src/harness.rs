@@ -247,19 +247,14 @@ impl Vm {
             timeout,
             stall,
         };
-        eprintln!(
-            "[{}] {} after {:.1} s (log: {})",
-            result.name,
-            result.outcome_text(),
-            elapsed.as_secs_f64(),
-            serial_path.display()
-        );
+        result.print_finished(&serial_path);
         result
     }
 }
 
-/// Kills QEMU if the harness itself panics while it runs.
-struct KillOnDrop(Child);
+/// Kills the emulator (QEMU, or `timeout` and so Bochs) if the harness itself panics while
+/// it runs.
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -294,6 +289,17 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// The one line a finished run prints: how it ended, after how long, and where its log is.
+    pub(crate) fn print_finished(&self, serial_path: &std::path::Path) {
+        eprintln!(
+            "[{}] {} after {:.1} s (log: {})",
+            self.name,
+            self.outcome_text(),
+            self.elapsed.as_secs_f64(),
+            serial_path.display()
+        );
+    }
+
     /// QEMU's exit status, if it exited.
     pub fn exit_status(&self) -> Option<i32> {
         match self.outcome {
