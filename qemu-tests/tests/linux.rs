@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use qemu_tests::harness::{fresh_dir, RunResult};
 use qemu_tests::initramfs::Initramfs;
 use qemu_tests::linux::{self, LinuxReport};
-use qemu_tests::{checks, DomainSpec, Vm};
+use qemu_tests::{checks, DomainReport, DomainSpec, Vm};
 
 /// The guest command line for the domU (the hvc console; early output through the Xen console).
 const DOMU_CMDLINE: &str = "console=hvc0 earlyprintk=xen";
@@ -78,17 +78,18 @@ fn linux_baseline_boots_under_plain_qemu() {
     eprintln!("baseline: {report:?} in {:.1} s", r.elapsed.as_secs_f64());
 }
 
-#[test]
-fn linux_pvh_domu_boots_on_two_vcpus() {
+/// Boots the kernel as a 2-vCPU, 512 MiB PVH domU on `host_cpus` CPUs and checks what every
+/// such run must show: the markers, 2 CPUs and the xen clocksource on the domain's console,
+/// and a poweroff. Returns the run and the domain's report for the caller's own checks.
+fn boot_domu(name: &str, host_cpus: u32) -> (RunResult, DomainReport, LinuxReport) {
     let vmlinux = linux::vmlinux();
     eprintln!("kernel: {} ({})", vmlinux.display(), linux::version().unwrap_or_default());
-    let name = "linux_domu";
     let dir = fresh_dir(name);
     let initrd = initramfs_in(&dir);
     let domains =
         [DomainSpec::new(&vmlinux).name("linux").initrd(&initrd).memory_mib(512).vcpus(2).cmdline(DOMU_CMDLINE)];
     let r = Vm::domains_in(name, dir, &qemu_tests::image(), CMDLINE, &domains)
-        .smp(2)
+        .smp(host_cpus)
         .memory("2G")
         // About 11 s here under TCG (GRUB loading the 64 MiB kernel module: ~6 s); Linux prints
         // all the way, so a minute of silence means it hangs.
@@ -100,6 +101,12 @@ fn linux_pvh_domu_boots_on_two_vcpus() {
     let report = LinuxReport::parse(console.iter().map(String::as_str));
     check_report(&r, &report, 2, Some("xen"), "on the domain's console (`(dN) ` lines)");
     let d = checks::domain_shut_down(&r, "linux", "poweroff");
+    (r, d, report)
+}
+
+#[test]
+fn linux_pvh_domu_boots_on_two_vcpus() {
+    let (r, d, report) = boot_domu("linux_domu", 2);
     r.check(d.vcpus == 2, format!("vcpus={}, expected 2: {}", d.vcpus, d.raw));
     r.check(d.memory_kib == 512 * 1024, format!("memory_kib={}, expected 524288: {}", d.memory_kib, d.raw));
     r.assert_success();
@@ -111,22 +118,7 @@ fn linux_pvh_domu_boots_on_two_vcpus() {
 /// (bring-up through INIT/SIPI, IPIs over event channels, idle HLT on both).
 #[test]
 fn linux_two_vcpus_on_one_host_cpu() {
-    let vmlinux = linux::vmlinux();
-    let name = "linux_domu_1cpu";
-    let dir = fresh_dir(name);
-    let initrd = initramfs_in(&dir);
-    let domains =
-        [DomainSpec::new(&vmlinux).name("linux").initrd(&initrd).memory_mib(512).vcpus(2).cmdline(DOMU_CMDLINE)];
-    let r = Vm::domains_in(name, dir, &qemu_tests::image(), CMDLINE, &domains)
-        .smp(1)
-        .memory("2G")
-        .timeout_secs(240)
-        .stall_timeout_secs(60)
-        .run();
-    let console: Vec<String> = qemu_tests::domain_log::console_lines(&r.serial).into_iter().map(|l| l.text).collect();
-    let report = LinuxReport::parse(console.iter().map(String::as_str));
-    check_report(&r, &report, 2, Some("xen"), "on the domain's console (`(dN) ` lines)");
-    let d = checks::domain_shut_down(&r, "linux", "poweroff");
+    let (r, d, _) = boot_domu("linux_domu_1cpu", 1);
     r.check(d.cpus_used == 0b1, format!("cpus_used={:#x}, expected only CPU 0: {}", d.cpus_used, d.raw));
     r.assert_success();
     checks::domains_done(&r, 1, 0);
