@@ -6,8 +6,15 @@
 //! `domain [name=NAME] [memory=MiB] [vcpus=N] [weight=W] [cpus=LIST] [cmdline=REST]`
 //! (REST, to the end of the line, is the guest's command line), optionally followed by a
 //! module whose command line is `initrd`, which becomes that domain's initrd.
+//!
+//! If the first module's command line is `dom0 [vcpus=N] [cmdline=REST]`, it is the dom0
+//! agent: the hypervisor builds it as domain 0 (privileged, RAM identity-mapped, `dom0_mem=`
+//! on the hypervisor's command line, default [`DEFAULT_DOM0_MEMORY_MIB`] plus room for the
+//! modules) and hands it every other module, with its command line, to build the domains
+//! itself. The run is then over when dom0 ends (with `exit-when-idle`, the agent ends once
+//! its domains have).
 
-use crate::domain::{self, DomainConfig, DomainState, DomainSummary, ShutdownReason, DEFAULT_WEIGHT};
+use crate::domain::{self, DomainConfig, DomainState, DomainSummary, ShutdownReason};
 use crate::mm::{frames, phys_to_virt};
 use crate::power::{self, Outcome};
 use crate::{cmdline, console, virt};
@@ -16,69 +23,19 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use bootinfo::{BootInfo, Module};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use domain_config::{parse_domain_line, parse_options};
 use spin::Mutex;
 use x86_64::PhysAddr;
 
-pub const DEFAULT_MEMORY_MIB: u64 = 64;
+/// Dom0's memory without `dom0_mem=`, besides twice what its modules take (their copy,
+/// and room to unpack compressed kernels).
+pub const DEFAULT_DOM0_MEMORY_MIB: u64 = 128;
 
 /// A domain to build from boot modules.
 pub struct BootDomain<'a> {
     pub config: DomainConfig,
     pub kernel: &'a Module,
     pub initrd: Option<&'a Module>,
-}
-
-/// Parses a CPU list such as `0-3,6` into an affinity mask.
-pub fn parse_cpu_list(list: &str) -> Result<u64, String> {
-    let mut mask = 0u64;
-    for part in list.split(',') {
-        let (first, last) = match part.split_once('-') {
-            Some((a, b)) => (a, b),
-            None => (part, part),
-        };
-        let first: u32 = first.parse().map_err(|_| format!("cpus={list}: {part:?} is not a CPU number or range"))?;
-        let last: u32 = last.parse().map_err(|_| format!("cpus={list}: {part:?} is not a CPU number or range"))?;
-        if first > last || last >= 64 {
-            return Err(format!("cpus={list}: {part:?} is not a range of CPUs 0-63"));
-        }
-        for cpu in first..=last {
-            mask |= 1 << cpu;
-        }
-    }
-    Ok(mask)
-}
-
-/// Parses a `domain ...` module command line.
-pub fn parse_domain_line(line: &str) -> Result<DomainConfig, String> {
-    let rest = line.strip_prefix("domain").ok_or_else(|| "not a domain module".to_string())?;
-    let mut config = DomainConfig {
-        name: String::new(),
-        memory_mib: DEFAULT_MEMORY_MIB,
-        vcpus: 1,
-        weight: DEFAULT_WEIGHT,
-        affinity: u64::MAX,
-        cmdline: String::new(),
-    };
-    let mut rest = rest.trim_start();
-    while !rest.is_empty() {
-        if let Some(guest) = rest.strip_prefix("cmdline=") {
-            config.cmdline = guest.to_string();
-            break;
-        }
-        let (word, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-        rest = tail.trim_start();
-        let (key, value) = word.split_once('=').ok_or_else(|| format!("{word:?} is not key=value"))?;
-        let number = |v: &str| v.parse::<u64>().map_err(|_| format!("{key}={v}: not a number"));
-        match key {
-            "name" => config.name = value.to_string(),
-            "memory" => config.memory_mib = number(value)?,
-            "vcpus" => config.vcpus = number(value)?.try_into().map_err(|_| format!("vcpus={value}: too large"))?,
-            "weight" => config.weight = number(value)?.try_into().map_err(|_| format!("weight={value}: too large"))?,
-            "cpus" => config.affinity = parse_cpu_list(value)?,
-            _ => return Err(format!("unknown domain option {key:?}")),
-        }
-    }
-    Ok(config)
 }
 
 /// Groups the boot modules into domains.
@@ -121,8 +78,55 @@ fn exit_when_idle() -> bool {
     cmdline::get("exit-when-idle").is_some()
 }
 
+/// Whether domain 0 was built (the agent, not the hypervisor, builds the other domains).
+static DOM0: AtomicBool = AtomicBool::new(false);
+
+/// Without dom0 the host has nothing to do: the run ends.
+fn dom0_failed(why: String) -> ! {
+    log::error!("dom0 not built: {why}");
+    power::stop(Outcome::Failure)
+}
+
+/// Builds dom0 from the first module; false if that module is not a dom0 kernel.
+fn start_dom0(info: &BootInfo) -> bool {
+    let Some((first, rest)) = info.modules().split_first() else {
+        return false;
+    };
+    let line = first.cmdline.as_str();
+    let Some(options) = line.strip_prefix("dom0").filter(|o| o.is_empty() || o.starts_with(' ')) else {
+        return false;
+    };
+    let dom0 = DomainConfig { name: "dom0".to_string(), ..DomainConfig::default() };
+    let mut config = match parse_options(options, dom0) {
+        Ok(c) => c,
+        Err(e) => dom0_failed(e),
+    };
+    let modules_bytes: u64 = rest.iter().map(|m| m.len().next_multiple_of(4096)).sum();
+    config.memory_mib = match cmdline::get("dom0_mem") {
+        Some(text) => match cmdline::parse_size(text) {
+            Some(bytes) => bytes.div_ceil(2 << 20) * 2,
+            None => dom0_failed(alloc::format!("dom0_mem={text}: not a size (such as 256M or 1G)")),
+        },
+        None => DEFAULT_DOM0_MEMORY_MIB + (2 * modules_bytes).div_ceil(2 << 20) * 2,
+    };
+    let modules: Vec<pvh_loader::ModuleData<'_>> = rest
+        .iter()
+        .map(|m| pvh_loader::ModuleData { bytes: module_bytes(m), cmdline: m.cmdline.as_str().as_bytes() })
+        .collect();
+    FREE_BEFORE.store(frames::stats().free, Ordering::Relaxed);
+    if let Err(e) = domain::create_dom0(&config, module_bytes(first), &modules) {
+        dom0_failed(alloc::format!("{e}"));
+    }
+    DOM0.store(true, Ordering::Release);
+    STARTED.store(true, Ordering::Release);
+    true
+}
+
 /// Builds the boot-time domains. Called once by the BSP when the host is ready.
 pub fn start(info: &BootInfo) {
+    if start_dom0(info) {
+        return;
+    }
     let domains = match from_modules(info) {
         Ok(d) => d,
         Err(e) => {
@@ -172,7 +176,15 @@ pub fn poll() {
     }
     let mut finished = FINISHED.lock();
     finished.extend(released);
-    if !exit_when_idle() || !STARTED.load(Ordering::Acquire) || finished.len() < EXPECTED.load(Ordering::Relaxed) {
+    if !STARTED.load(Ordering::Acquire) {
+        return;
+    }
+    if DOM0.load(Ordering::Acquire) {
+        // The host runs as long as its control domain; its end ends the run.
+        if domain::count() != 0 || !finished.iter().any(|s| s.id == 0) {
+            return;
+        }
+    } else if !exit_when_idle() || finished.len() < EXPECTED.load(Ordering::Relaxed) {
         return;
     }
     // A guest that shuts itself down with reason "crash" crashed too (Xen's on_crash).

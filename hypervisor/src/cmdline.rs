@@ -28,9 +28,23 @@ fn options(line: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 #[cfg(feature = "selftest")]
-const KNOWN_OPTIONS: &[&str] = &["loglvl", "exit-when-idle", "bochs-exit", "selftest"];
+const KNOWN_OPTIONS: &[&str] = &["loglvl", "exit-when-idle", "bochs-exit", "dom0_mem", "selftest"];
 #[cfg(not(feature = "selftest"))]
-const KNOWN_OPTIONS: &[&str] = &["loglvl", "exit-when-idle", "bochs-exit"];
+const KNOWN_OPTIONS: &[&str] = &["loglvl", "exit-when-idle", "bochs-exit", "dom0_mem"];
+
+/// Parses a Xen size such as `512M`, `1G` or `65536` (no suffix: KiB, as Xen's
+/// `parse_size_and_unit`) into bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let (digits, shift) = match text.as_bytes().last()? {
+        b'T' | b't' => (&text[..text.len() - 1], 40),
+        b'G' | b'g' => (&text[..text.len() - 1], 30),
+        b'M' | b'm' => (&text[..text.len() - 1], 20),
+        b'K' | b'k' => (&text[..text.len() - 1], 10),
+        b'B' | b'b' => (&text[..text.len() - 1], 0),
+        _ => (text, 10),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
 
 /// Options on the line that this build does not understand.
 pub fn unknown_options() -> impl Iterator<Item = &'static str> {

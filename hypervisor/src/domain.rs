@@ -17,8 +17,8 @@ use alloc::sync::Weak;
 use alloc::vec::Vec;
 use core::fmt;
 use core::mem::ManuallyDrop;
-use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
-use pvh_loader::MemmapEntry;
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use pvh_loader::{MemmapEntry, ModuleData};
 use spin::Mutex;
 use x86_64::PhysAddr;
 
@@ -27,9 +27,7 @@ pub type DomId = u16;
 pub use xen_abi::xen::{DOMID_FIRST_RESERVED, DOMID_SELF};
 /// vCPUs per domain (the MADT we give guests and the scheduler handle this many).
 pub const MAX_VCPUS: u32 = 64;
-/// Xen credit-scheduler weights: default and range.
-pub const DEFAULT_WEIGHT: u32 = 256;
-pub const MAX_WEIGHT: u32 = 65535;
+pub use domain_config::{DomainConfig, DEFAULT_WEIGHT, MAX_WEIGHT};
 
 /// `SHUTDOWN_*` from Xen's `sched.h`; like Xen we accept any code a guest gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +102,8 @@ pub enum DomainState {
     Running,
     Shutdown(ShutdownReason),
     Crashed(CrashReason),
+    /// Destroyed by the control domain while it ran.
+    Destroyed,
 }
 
 impl DomainState {
@@ -112,28 +112,17 @@ impl DomainState {
             DomainState::Running => "running",
             DomainState::Shutdown(_) => "shutdown",
             DomainState::Crashed(_) => "crashed",
+            DomainState::Destroyed => "destroyed",
         }
     }
 
     pub fn reason(&self) -> &str {
         match self {
-            DomainState::Running => "none",
+            DomainState::Running | DomainState::Destroyed => "none",
             DomainState::Shutdown(r) => r.name(),
             DomainState::Crashed(c) => c.kind,
         }
     }
-}
-
-/// What a domain is made of.
-#[derive(Debug, Clone)]
-pub struct DomainConfig {
-    pub name: String,
-    pub memory_mib: u64,
-    pub vcpus: u32,
-    pub weight: u32,
-    /// CPUs the domain's vCPUs may run on (bit n = CPU n).
-    pub affinity: u64,
-    pub cmdline: String,
 }
 
 /// HVM parameter indices, as `usize` for indexing the parameter array.
@@ -194,6 +183,15 @@ pub struct Domain {
     memory_map: Vec<MemmapEntry>,
     /// Set once the domain is fully built and listed; only then is its end reported.
     registered: AtomicBool,
+    /// The control domain: may use the control interface and act on other domains.
+    privileged: bool,
+    /// Built through the control interface: freed only when the control domain destroys it.
+    controlled: bool,
+    /// Pauses by the control domain in force; vCPUs of a paused domain do not run.
+    pause_count: AtomicU32,
+    /// Other domains' frames placed in this one's physical space (privileged foreign
+    /// mappings), by guest frame; each keeps the owner's memory alive until unmapped.
+    foreign: Mutex<BTreeMap<u64, Arc<Domain>>>,
 }
 
 impl fmt::Debug for Domain {
@@ -221,13 +219,24 @@ impl Domain {
             match &state {
                 DomainState::Shutdown(r) => log::info!("domain {} ({}) shut down: {}", self.id, self.name, r.name()),
                 DomainState::Crashed(c) => log::warn!("domain {} ({}) crashed: {c}", self.id, self.name),
+                DomainState::Destroyed => log::info!("domain {} ({}) destroyed", self.id, self.name),
                 DomainState::Running => {}
             }
             *current = state;
         }
         self.flush_console();
-        self.dying.store(true, Ordering::Release);
+        // A domain the control domain built stays, ended, until it destroys it (Xen's
+        // toolstack reads its state first); the hypervisor's own are freed at once.
+        if !self.controlled {
+            self.dying.store(true, Ordering::Release);
+        }
         sched::kick_all_cpus();
+        notify_control_domain();
+    }
+
+    /// Whether the domain shut down, crashed or was destroyed: its vCPUs run no more.
+    pub fn has_ended(&self) -> bool {
+        !matches!(*self.state.lock(), DomainState::Running)
     }
 
     /// Shuts the domain down; a code set earlier with SCHEDOP_shutdown_code wins, as in Xen.
@@ -239,6 +248,67 @@ impl Domain {
 
     pub fn crash(&self, kind: &'static str, detail: impl Into<String>) {
         self.end(DomainState::Crashed(CrashReason { kind, detail: detail.into() }));
+    }
+
+    /// Kills the domain for the control domain (`destroydomain`): a running one ends as
+    /// destroyed, one that already ended keeps its state; either way it is freed once its
+    /// vCPUs are off every CPU and no foreign mapping holds it.
+    pub fn destroy(&self) {
+        self.end(DomainState::Destroyed);
+        self.dying.store(true, Ordering::Release);
+        sched::kick_all_cpus();
+    }
+
+    pub fn is_privileged(&self) -> bool {
+        self.privileged
+    }
+
+    pub fn pause(&self) {
+        self.pause_count.fetch_add(1, Ordering::AcqRel);
+        sched::kick_all_cpus();
+    }
+
+    /// Lifts one pause; false if the domain was not paused.
+    pub fn unpause(&self) -> bool {
+        let lifted = self.pause_count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok();
+        if lifted {
+            sched::kick_all_cpus();
+        }
+        lifted
+    }
+
+    pub fn pause_count(&self) -> u32 {
+        self.pause_count.load(Ordering::Acquire)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.pause_count() != 0
+    }
+
+    /// Places `owner`'s frame `page` at this domain's guest frame `gfn`; the mapping keeps
+    /// `owner` alive until [`unmap_foreign`](Self::unmap_foreign).
+    pub fn map_foreign(&self, gfn: u64, owner: &Arc<Domain>, page: PhysAddr) -> Result<(), OutOfMemory> {
+        let mut foreign = self.foreign.lock();
+        if foreign.contains_key(&gfn) || self.ram.overlay_at(gfn).is_some() {
+            return Err(OutOfMemory);
+        }
+        self.ram.map_overlay(gfn, page)?;
+        foreign.insert(gfn, owner.clone());
+        Ok(())
+    }
+
+    /// Removes a foreign mapping; false if `gfn` holds none.
+    pub fn unmap_foreign(&self, gfn: u64) -> bool {
+        let owner = self.foreign.lock().remove(&gfn);
+        if owner.is_some() {
+            self.ram.unmap_overlay(gfn);
+        }
+        owner.is_some()
+    }
+
+    /// Whether `gfn` holds a foreign mapping.
+    pub fn maps_foreign(&self, gfn: u64) -> bool {
+        self.foreign.lock().contains_key(&gfn)
     }
 
     pub fn hvm_param(&self, index: usize) -> u64 {
@@ -279,7 +349,13 @@ impl Domain {
     fn emit_line(&self, console: &mut Console) {
         let text = String::from_utf8_lossy(&console.line);
         let printable: String = text.chars().map(|c| if c.is_control() { '.' } else { c }).collect();
-        log::info!("(d{}) {}", self.id, printable);
+        // The control domain owns the console: its lines (including the other domains'
+        // console output it relays as `(dN) text`) appear as it wrote them, as on Xen.
+        if self.privileged {
+            log::info!("{printable}");
+        } else {
+            log::info!("(d{}) {}", self.id, printable);
+        }
         console.line.clear();
     }
 
@@ -459,6 +535,7 @@ pub enum CreateError {
     Kernel(pvh_loader::LoadError),
     Layout(String),
     NoDomainIds,
+    DomainIdInUse(DomId),
 }
 
 impl fmt::Display for CreateError {
@@ -470,6 +547,7 @@ impl fmt::Display for CreateError {
             CreateError::Kernel(e) => write!(f, "kernel image: {e}"),
             CreateError::Layout(why) => write!(f, "{why}"),
             CreateError::NoDomainIds => f.write_str("no free domain id"),
+            CreateError::DomainIdInUse(id) => write!(f, "domain id {id} is in use"),
         }
     }
 }
@@ -499,21 +577,34 @@ fn validate(config: &DomainConfig) -> Result<(), CreateError> {
     Ok(())
 }
 
-/// Builds a domain from a PVH kernel image (and an optional initrd) and starts vCPU 0.
-pub fn create(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Result<Arc<Domain>, CreateError> {
-    virt::detect().map_err(CreateError::NoVirtualization)?;
-    validate(config)?;
-    let image = pvh_loader::parse(kernel).map_err(CreateError::Kernel)?;
-    let mut ram = GuestRam::new(config.memory_mib << 20, virt::nested_format())?;
-    let loaded = pvh_loader::load(&image, &mut ram).map_err(CreateError::Kernel)?;
-    let mut layout = crate::pvh::write_boot_info(&mut ram, loaded.extent.1, &config.cmdline, initrd, config.vcpus)?;
+/// How a new domain's vCPU 0 starts and who serves its console.
+enum Start {
+    /// Built by the hypervisor: vCPU 0 starts at the PVH entry; the hypervisor serves the
+    /// console ring.
+    Pvh { entry: u32, start_info: u32, console_gfn: u64 },
+    /// Made through the control interface: paused, with no vCPU context yet.
+    Controlled,
+}
 
-    let id = allocate_domid()?;
+/// What [`assemble`] needs besides the configuration.
+struct Parts {
+    id: DomId,
+    ram: GuestRam,
+    special: crate::pvh::SpecialPages,
+    memory_map: Vec<MemmapEntry>,
+    handle: [u8; 16],
+    privileged: bool,
+    start: Start,
+}
+
+/// Makes the domain from its parts, lists it and hands its vCPUs to the scheduler.
+fn assemble(config: &DomainConfig, mut parts: Parts) -> Result<Arc<Domain>, CreateError> {
     let shared_info = frames::alloc_zeroed().ok_or(CreateError::OutOfMemory)?;
+    let id = parts.id;
     let domain = Arc::new(Domain {
         id,
         name: if config.name.is_empty() { alloc::format!("domain{id}") } else { config.name.clone() },
-        ram: ManuallyDrop::new(ram),
+        ram: ManuallyDrop::new(parts.ram),
         weight: config.weight,
         affinity: config.affinity,
         vcpu_count: config.vcpus,
@@ -528,40 +619,135 @@ pub fn create(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Re
         shared_info,
         evtchn: Mutex::new(PortTable::new(config.vcpus, evtchn::DEFAULT_MAX_PORT)),
         vcpus: spin::Once::new(),
-        special_pages: Mutex::new(layout.take_frames()),
+        special_pages: Mutex::new(parts.special.take_frames()),
         console_ring_gfn: AtomicU64::new(0),
         vm_assist: AtomicU64::new(0),
         grants: Mutex::new(GrantTable::new(crate::grant::DEFAULT_MAX_FRAMES).ok_or(CreateError::OutOfMemory)?),
         shutdown_code: AtomicU8::new(NO_SHUTDOWN_CODE),
-        handle: new_handle(id),
-        memory_map: layout.memory_map.clone(),
+        handle: parts.handle,
+        memory_map: parts.memory_map,
         registered: AtomicBool::new(false),
+        privileged: parts.privileged,
+        controlled: matches!(parts.start, Start::Controlled),
+        pause_count: AtomicU32::new(u32::from(matches!(parts.start, Start::Controlled))),
+        foreign: Mutex::new(BTreeMap::new()),
     });
+    let boot_vcpu_starts = matches!(parts.start, Start::Pvh { .. });
     let mut vcpus = Vec::new();
     for vcpu_id in 0..config.vcpus {
-        let vcpu = Vcpu::new(&domain, vcpu_id).ok_or(CreateError::OutOfMemory)?;
-        if vcpu_id == 0 {
-            vcpu.set_pvh_entry(loaded.entry, layout.start_info);
-        }
+        let vcpu = Vcpu::new(&domain, vcpu_id, vcpu_id == 0 && boot_vcpu_starts).ok_or(CreateError::OutOfMemory)?;
         vcpus.push(vcpu);
     }
     domain.vcpus.call_once(|| vcpus.iter().map(Arc::downgrade).collect());
     domain.publish_wallclock();
-    crate::console_ring::attach(&domain, layout.console_gfn)?;
-    DOMAINS.lock().insert(id, domain.clone());
+    if let Start::Pvh { entry, start_info, console_gfn } = parts.start {
+        vcpus[0].set_pvh_entry(entry, start_info);
+        crate::console_ring::attach(&domain, Some(console_gfn))?;
+    }
+    {
+        let mut table = DOMAINS.lock();
+        if table.contains_key(&id) {
+            return Err(CreateError::DomainIdInUse(id));
+        }
+        table.insert(id, domain.clone());
+    }
     domain.registered.store(true, Ordering::Release);
     log::info!(
-        "domain {id} ({}) created: {} MiB, {} vCPU(s), weight {}, entry {:#x}",
+        "domain {id} ({}) created: {} MiB, {} vCPU(s), weight {}{}",
         domain.name,
         config.memory_mib,
         config.vcpus,
         config.weight,
-        loaded.entry
+        if domain.is_paused() { ", paused" } else { "" }
     );
     for vcpu in vcpus {
         sched::add(vcpu);
     }
     Ok(domain)
+}
+
+/// Builds a domain from a PVH kernel image (and an optional initrd) and starts vCPU 0.
+pub fn create(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Result<Arc<Domain>, CreateError> {
+    virt::detect().map_err(CreateError::NoVirtualization)?;
+    validate(config)?;
+    let image = pvh_loader::parse(kernel).map_err(CreateError::Kernel)?;
+    let mut ram = GuestRam::new(config.memory_mib << 20, virt::nested_format())?;
+    let loaded = pvh_loader::load(&image, &mut ram).map_err(CreateError::Kernel)?;
+    let modules: Vec<ModuleData<'_>> = initrd.map(|bytes| ModuleData { bytes, cmdline: b"" }).into_iter().collect();
+    let layout = crate::pvh::write_boot_info(&mut ram, loaded.extent.1, &config.cmdline, &modules, config.vcpus, 0)?;
+    let id = allocate_domid()?;
+    let console_gfn = layout.special.console_gfn();
+    assemble(
+        config,
+        Parts {
+            id,
+            ram,
+            special: layout.special,
+            memory_map: layout.memory_map,
+            handle: new_handle(id),
+            privileged: false,
+            start: Start::Pvh { entry: loaded.entry, start_info: layout.start_info, console_gfn },
+        },
+    )
+}
+
+/// Builds domain 0, the privileged control domain, from its PVH kernel: its RAM is
+/// identity-mapped (guest-physical = host-physical) below 4 GiB, and `modules` become its
+/// boot modules. A relocatable kernel (Xen's PHYS32_RELOC note) is moved into that RAM.
+pub fn create_dom0(
+    config: &DomainConfig,
+    kernel: &[u8],
+    modules: &[ModuleData<'_>],
+) -> Result<Arc<Domain>, CreateError> {
+    virt::detect().map_err(CreateError::NoVirtualization)?;
+    validate(config)?;
+    let image = pvh_loader::parse(kernel).map_err(CreateError::Kernel)?;
+    let mut ram = GuestRam::new_identity(config.memory_mib << 20, DOM0_RAM_LIMIT, virt::nested_format())?;
+    let base = pvh_loader::placement(&image, ram.base(), ram.end()).ok_or_else(|| {
+        CreateError::Layout(alloc::format!(
+            "the dom0 kernel cannot be placed in its RAM {:#x}-{:#x} (not relocatable, or too large)",
+            ram.base(),
+            ram.end()
+        ))
+    })?;
+    let loaded = pvh_loader::load_at(&image, &mut ram, base).map_err(CreateError::Kernel)?;
+    let flags = pvh_loader::SIF_PRIVILEGED | pvh_loader::SIF_INITDOMAIN;
+    let layout = crate::pvh::write_boot_info(&mut ram, loaded.extent.1, &config.cmdline, modules, config.vcpus, flags)?;
+    let console_gfn = layout.special.console_gfn();
+    log::info!(
+        "dom0: RAM {:#x}-{:#x} (identity-mapped), kernel at {base:#x}, entry {:#x}, start info at {:#x}",
+        ram.base(),
+        ram.end(),
+        loaded.entry,
+        layout.start_info
+    );
+    assemble(
+        config,
+        Parts {
+            id: 0,
+            ram,
+            special: layout.special,
+            memory_map: layout.memory_map,
+            handle: new_handle(0),
+            privileged: true,
+            start: Start::Pvh { entry: loaded.entry, start_info: layout.start_info, console_gfn },
+        },
+    )
+}
+
+/// Dom0's identity-mapped RAM lies below this (its kernel's boot stub maps the first 4 GiB).
+const DOM0_RAM_LIMIT: u64 = 4 << 30;
+
+/// Makes an empty domain for the control domain's builder (`DOMCTL_createdomain`): RAM,
+/// special pages and vCPUs without context, paused once. `wanted` 0 picks a free id.
+pub fn create_controlled(config: &DomainConfig, wanted: DomId, handle: [u8; 16]) -> Result<Arc<Domain>, CreateError> {
+    virt::detect().map_err(CreateError::NoVirtualization)?;
+    validate(config)?;
+    let ram = GuestRam::new(config.memory_mib << 20, virt::nested_format())?;
+    let special = crate::pvh::place_special_pages(&ram, config.vcpus)?;
+    let memory_map = crate::pvh::memory_map(&ram)?;
+    let id = if wanted == 0 { allocate_domid()? } else { wanted };
+    assemble(config, Parts { id, ram, special, memory_map, handle, privileged: false, start: Start::Controlled })
 }
 
 fn allocate_domid() -> Result<DomId, CreateError> {
@@ -582,6 +768,14 @@ pub fn reap(id: DomId) {
     if let Some(d) = domain {
         evtchn::close_all(&d);
         crate::grant::release_all(&d);
+        notify_control_domain();
+    }
+}
+
+/// Raises `VIRQ_DOM_EXC` in the control domain: some domain ended or went away.
+fn notify_control_domain() {
+    if let Some(dom0) = get(0).filter(|d| d.is_privileged() && !d.is_dying()) {
+        evtchn::send_virq(&dom0, 0, xen_abi::xen::VIRQ_DOM_EXC);
     }
 }
 
@@ -615,8 +809,27 @@ pub fn get(id: DomId) -> Option<Arc<Domain>> {
     DOMAINS.lock().get(&id).cloned()
 }
 
+/// The domain a hypercall from `caller` names by `domid`: itself (its id or `DOMID_SELF`),
+/// or, for the privileged domain only, any live domain. Else -ESRCH for a domain that does
+/// not exist and -EPERM for another one, as Xen's `rcu_lock_domain_by_any_id` + XSM.
+pub fn for_caller(caller: &Arc<Domain>, domid: DomId) -> Result<Arc<Domain>, i64> {
+    if domid == DOMID_SELF || domid == caller.id {
+        return Ok(caller.clone());
+    }
+    let target = get(domid).ok_or(xen_abi::errno::ESRCH)?;
+    if caller.is_privileged() {
+        Ok(target)
+    } else {
+        Err(xen_abi::errno::EPERM)
+    }
+}
+
+/// The live domain with the lowest id `>= id`.
+pub fn first_from(id: DomId) -> Option<Arc<Domain>> {
+    DOMAINS.lock().range(id..).next().map(|(_, d)| d.clone())
+}
+
 /// Domains that still exist (running or dying).
-#[cfg_attr(not(feature = "selftest"), allow(dead_code))]
 pub fn count() -> usize {
     DOMAINS.lock().len()
 }

@@ -1,7 +1,9 @@
 //! Lays out what a PVH guest finds in memory at entry: after its kernel, the initrd (as
 //! module 0, which Linux takes as its initrd) and `hvm_start_info` with the command line
-//! and the memory map; above its RAM, a reserved region of special pages (the console
-//! ring and the ACPI tables), as Xen's toolstack does.
+//! and the memory map; above its RAM, a reserved region of special pages (the console and
+//! xenstore rings and the ACPI tables), as Xen's toolstack does. Domains made through the
+//! control interface get the special pages and memory map from here too; their builder
+//! writes the rest.
 
 use crate::domain::CreateError;
 use crate::guest_acpi;
@@ -9,37 +11,42 @@ use crate::mm::frames;
 use crate::mm::guest::GuestRam;
 use alloc::format;
 use alloc::vec::Vec;
-use pvh_loader::{MemmapEntry, Module, StartInfo, E820_RESERVED, GUEST_MEMMAP_MAX_ENTRIES};
+use pvh_loader::{BootData, MemmapEntry, ModuleData, DOMAIN_MEMMAP_MAX_ENTRIES};
 use x86_64::PhysAddr;
+use xen_abi::ctl::{SPECIAL_PAGES, SPECIAL_PAGE_ACPI as ACPI_PAGE, SPECIAL_PAGE_CONSOLE as CONSOLE_PAGE};
 
 const PAGE: u64 = 4096;
-/// Room reserved for `hvm_start_info`, the module list, the memory map and the strings.
-const START_INFO_ROOM: u64 = 16 * PAGE;
-/// Pages above RAM, reserved in the memory map: [console ring, xenstore ring, ACPI...].
-const SPECIAL_PAGES: u64 = 8;
-const CONSOLE_PAGE: u64 = 0;
-const ACPI_PAGE: u64 = 2;
 const ACPI_MAX_PAGES: u64 = 4;
 
-/// The result of laying out a guest's boot information.
-pub struct BootLayout {
-    /// Guest-physical address of `hvm_start_info` (for EBX).
-    pub start_info: u32,
-    /// The memory map in `hvm_start_info` (and for XENMEM_memory_map).
-    pub memory_map: Vec<MemmapEntry>,
-    pub console_gfn: Option<u64>,
-    /// Host frames placed in the guest's special pages; the domain adopts them.
+/// The pages the hypervisor places above a domain's RAM (see [`xen_abi::ctl`]).
+pub struct SpecialPages {
+    /// Guest frame of the first special page.
+    pub base_gfn: u64,
+    /// Guest-physical address of the ACPI RSDP.
+    pub rsdp: u64,
+    /// Host frames placed there; the domain adopts them (freed on drop otherwise).
     frames: Vec<PhysAddr>,
 }
 
-impl BootLayout {
-    /// Hands the special pages to their owner.
+impl SpecialPages {
+    pub fn console_gfn(&self) -> u64 {
+        self.base_gfn + CONSOLE_PAGE
+    }
+
+    /// Hands the pages to their owner.
     pub fn take_frames(&mut self) -> Vec<PhysAddr> {
         core::mem::take(&mut self.frames)
     }
+
+    fn place(&mut self, ram: &GuestRam, gfn: u64, contents: &[u8]) -> Result<(), CreateError> {
+        let frame = frames::alloc_zeroed().ok_or(CreateError::OutOfMemory)?;
+        self.frames.push(frame);
+        ram.map_overlay(gfn, frame)?;
+        ram.write(gfn * PAGE, contents).map_err(|e| CreateError::Layout(format!("writing special page: {e:?}")))
+    }
 }
 
-impl Drop for BootLayout {
+impl Drop for SpecialPages {
     fn drop(&mut self) {
         for &f in &self.frames {
             frames::free(f);
@@ -47,63 +54,70 @@ impl Drop for BootLayout {
     }
 }
 
-fn place_page(ram: &GuestRam, layout: &mut BootLayout, gfn: u64, contents: &[u8]) -> Result<(), CreateError> {
-    let frame = frames::alloc_zeroed().ok_or(CreateError::OutOfMemory)?;
-    layout.frames.push(frame);
-    ram.map_overlay(gfn, frame)?;
-    ram.write(gfn * PAGE, contents).map_err(|e| CreateError::Layout(format!("writing special page: {e:?}")))
+/// Places the special pages above `ram`: empty console and xenstore rings, the ACPI tables
+/// for `vcpus` vCPUs, zeroed spares.
+pub fn place_special_pages(ram: &GuestRam, vcpus: u32) -> Result<SpecialPages, CreateError> {
+    let base_gfn = ram.end() / PAGE;
+    let mut special = SpecialPages { base_gfn, rsdp: rsdp_of(ram), frames: Vec::new() };
+    let acpi = guest_acpi::build(special.rsdp, vcpus);
+    if acpi.len() as u64 > ACPI_MAX_PAGES * PAGE {
+        return Err(CreateError::Layout(format!("ACPI tables for {vcpus} vCPUs do not fit")));
+    }
+    let mut pages: Vec<&[u8]> = acpi.chunks(PAGE as usize).collect();
+    pages.resize(ACPI_MAX_PAGES as usize, &[]);
+    for offset in 0..SPECIAL_PAGES {
+        let contents = offset.checked_sub(ACPI_PAGE).and_then(|i| pages.get(i as usize).copied()).unwrap_or(&[]);
+        special.place(ram, base_gfn + offset, contents)?;
+    }
+    Ok(special)
 }
 
-/// Writes the initrd, the start info and the special pages; returns where things are.
+/// Where [`place_special_pages`] put the ACPI RSDP for a domain with RAM `ram`.
+pub fn rsdp_of(ram: &GuestRam) -> u64 {
+    (ram.end() / PAGE + ACPI_PAGE) * PAGE
+}
+
+/// The memory map a domain is given: its RAM (with the ISA hole when RAM starts at 0) and
+/// the special pages, reserved.
+pub fn memory_map(ram: &GuestRam) -> Result<Vec<MemmapEntry>, CreateError> {
+    let mut map = [MemmapEntry { addr: 0, size: 0, kind: 0 }; DOMAIN_MEMMAP_MAX_ENTRIES];
+    let entries =
+        pvh_loader::domain_memmap(ram.base(), ram.end(), SPECIAL_PAGES, &mut map).map_err(CreateError::Kernel)?;
+    Ok(map[..entries].to_vec())
+}
+
+/// The result of laying out a guest's boot information.
+pub struct BootLayout {
+    /// Guest-physical address of `hvm_start_info` (for EBX).
+    pub start_info: u32,
+    /// The memory map in `hvm_start_info` (and for XENMEM_memory_map).
+    pub memory_map: Vec<MemmapEntry>,
+    pub special: SpecialPages,
+}
+
+/// Writes the special pages, then the modules and the start info after a kernel ending at
+/// `kernel_end` ([`pvh_loader::place_boot_data`]); returns where things are.
 pub fn write_boot_info(
     ram: &mut GuestRam,
     kernel_end: u64,
     cmdline: &str,
-    initrd: Option<&[u8]>,
+    modules: &[ModuleData<'_>],
     vcpus: u32,
+    flags: u32,
 ) -> Result<BootLayout, CreateError> {
-    let special_base = ram.size() / PAGE;
-    let mut layout = BootLayout { start_info: 0, memory_map: Vec::new(), console_gfn: None, frames: Vec::new() };
-    place_page(ram, &mut layout, special_base + CONSOLE_PAGE, &[])?;
-    layout.console_gfn = Some(special_base + CONSOLE_PAGE);
-    let acpi_base = (special_base + ACPI_PAGE) * PAGE;
-    let acpi = guest_acpi::build(acpi_base, vcpus);
-    if acpi.len() as u64 > ACPI_MAX_PAGES * PAGE {
-        return Err(CreateError::Layout(format!("ACPI tables for {vcpus} vCPUs do not fit")));
-    }
-    for (i, chunk) in acpi.chunks(PAGE as usize).enumerate() {
-        place_page(ram, &mut layout, special_base + ACPI_PAGE + i as u64, chunk)?;
-    }
-
-    let mut cursor = kernel_end.next_multiple_of(PAGE);
-    let mut module = None;
-    if let Some(bytes) = initrd {
-        let len = bytes.len() as u64;
-        if cursor + len.next_multiple_of(PAGE) + START_INFO_ROOM > ram.size() {
-            return Err(CreateError::Layout(format!(
-                "kernel and initrd ({} KiB) do not fit in {} MiB of RAM",
-                len / 1024,
-                ram.size() >> 20
-            )));
-        }
-        ram.write(cursor, bytes).map_err(|e| CreateError::Layout(format!("writing the initrd: {e:?}")))?;
-        module = Some(Module { paddr: cursor, size: len, cmdline: b"" });
-        cursor += len.next_multiple_of(PAGE);
-    }
-    let mut memmap = [MemmapEntry { addr: 0, size: 0, kind: 0 }; GUEST_MEMMAP_MAX_ENTRIES + 1];
-    let entries = pvh_loader::guest_memmap(ram.size(), &mut memmap).map_err(CreateError::Kernel)?;
-    memmap[entries] = MemmapEntry { addr: special_base * PAGE, size: SPECIAL_PAGES * PAGE, kind: E820_RESERVED };
-    let info = StartInfo {
+    let special = place_special_pages(ram, vcpus)?;
+    let memory_map = memory_map(ram)?;
+    let data = BootData {
+        kernel_end,
+        ram_end: ram.end(),
         cmdline: cmdline.as_bytes(),
-        modules: module.as_slice(),
-        memmap: &memmap[..entries + 1],
-        rsdp_paddr: acpi_base,
-        flags: 0,
+        modules,
+        memmap: &memory_map,
+        rsdp_paddr: special.rsdp,
+        flags,
     };
-    layout.memory_map = info.memmap.to_vec();
-    let limit = (cursor + START_INFO_ROOM).min(ram.size());
-    let at = pvh_loader::write_start_info(&info, ram, cursor, limit).map_err(CreateError::Kernel)?;
-    layout.start_info =
+    let at = pvh_loader::place_boot_data(ram, &data).map_err(CreateError::Kernel)?;
+    let start_info =
         u32::try_from(at).map_err(|_| CreateError::Layout(format!("start info at {at:#x} is above 4 GiB")))?;
-    Ok(layout)
+    Ok(BootLayout { start_info, memory_map, special })
 }

@@ -112,6 +112,17 @@ pub fn take_down(vcpu: &Vcpu) {
 pub fn is_down(vcpu: &Vcpu) -> bool {
     vcpu.sched.state() == RunState::Down
 }
+
+/// Whether the vCPU is on a CPU now.
+pub fn is_running(vcpu: &Vcpu) -> bool {
+    vcpu.sched.state() == RunState::Running
+}
+
+/// Whether the vCPU waits for an event (blocked) or is down.
+pub fn is_idle(vcpu: &Vcpu) -> bool {
+    matches!(vcpu.sched.state(), RunState::Blocked | RunState::Down)
+}
+
 /// Virtual time of the vCPU picked last: where waking and new vCPUs start.
 static VTIME_FLOOR: AtomicU64 = AtomicU64::new(0);
 
@@ -147,7 +158,7 @@ fn pick(cpu: usize) -> Option<Arc<Vcpu>> {
     let floor = VTIME_FLOOR.load(Ordering::Relaxed);
     let mut best: Option<(usize, u64)> = None;
     for (i, v) in queue.iter().enumerate() {
-        if v.sched.affinity & (1 << cpu) == 0 {
+        if v.sched.affinity & (1 << cpu) == 0 || v.domain.is_paused() {
             continue;
         }
         match v.sched.state() {

@@ -127,14 +127,16 @@ pub enum SliceEnd {
 static NEXT_UNIQUE: AtomicUsize = AtomicUsize::new(0);
 
 impl Vcpu {
-    pub fn new(domain: &Arc<Domain>, id: u32) -> Option<Arc<Vcpu>> {
+    /// A vCPU of `domain`; `started` gives it the domain builder's context (vCPU 0 of a
+    /// domain the hypervisor builds) and makes it runnable, else it waits down for one.
+    pub fn new(domain: &Arc<Domain>, id: u32, started: bool) -> Option<Arc<Vcpu>> {
         let unique = NEXT_UNIQUE.fetch_add(1, Ordering::Relaxed);
         let hw = virt::new_vcpu(domain.ram.nested_root(), unique)?;
         let vcpu_info = domain.default_vcpu_info(id).map(|v| v.0 .0).unwrap_or(0);
         Some(Arc::new(Vcpu {
             domain: domain.clone(),
             id,
-            sched: SchedData::new(domain.weight, domain.affinity, id == 0),
+            sched: SchedData::new(domain.weight, domain.affinity, started),
             vcpu_info: AtomicU64::new(vcpu_info),
             singleshot_ns: AtomicU64::new(0),
             periodic_period_ns: AtomicU64::new(0),
@@ -142,7 +144,7 @@ impl Vcpu {
             poll: Mutex::new(None),
             lapic: Mutex::new({
                 let mut lapic = VLapic::new(id);
-                lapic.wait_for_sipi = id != 0;
+                lapic.wait_for_sipi = !started;
                 lapic
             }),
             stop_requested: AtomicBool::new(false),
@@ -451,11 +453,14 @@ impl Vcpu {
         self.set_runstate(exec, runstate::RUNNING);
         self.update_time_info(Some(exec));
         let end = loop {
-            if self.domain.is_dying() {
+            if self.domain.is_dying() || self.domain.has_ended() {
                 break SliceEnd::DomainEnded;
             }
             if self.stop_requested.swap(false, Ordering::AcqRel) {
                 break SliceEnd::Down;
+            }
+            if self.domain.is_paused() {
+                break SliceEnd::Preempted;
             }
             let generation = self.domain.ram.generation();
             if generation != exec.nested_generation {

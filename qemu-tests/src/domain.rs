@@ -314,6 +314,12 @@ impl fmt::Display for DomainSpec {
     }
 }
 
+/// The dom0 agent's module (first, so the hypervisor builds it as domain 0 and hands it the
+/// rest); with `exit_when_idle` it shuts down, ending the run, once its domains have ended.
+pub fn dom0_module(agent: &Path, exit_when_idle: bool) -> Module {
+    Module::new(agent.to_path_buf(), if exit_when_idle { "dom0 cmdline=exit-when-idle" } else { "dom0" })
+}
+
 /// The modules of all `domains`, in order.
 pub fn modules_for(domains: &[DomainSpec]) -> Result<Vec<Module>, String> {
     let mut out = Vec::new();

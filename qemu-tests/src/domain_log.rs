@@ -88,7 +88,7 @@ pub struct DomainReport {
     pub id: u32,
     /// `name=`.
     pub name: String,
-    /// `state=`: `shutdown` or `crashed`.
+    /// `state=`: `shutdown`, `crashed`, or `destroyed` (by the control domain while it ran).
     pub state: String,
     /// `reason=`: `poweroff`, `reboot`, `suspend`, `crash`, `watchdog`, or why the
     /// hypervisor crashed it.

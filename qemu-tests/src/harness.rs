@@ -110,6 +110,17 @@ impl Vm {
         Vm::iso_in(name, dir, image, cmdline, &modules, false)
     }
 
+    /// Like [`Vm::domains`], but the dom0 agent boots first (domain 0) and builds the
+    /// domains; it ends the run once they have all ended.
+    pub fn agent_domains(name: &str, image: &Path, cmdline: &str, domains: &[DomainSpec]) -> Vm {
+        let dir = fresh_dir(name);
+        let mut modules = vec![domain::dom0_module(&crate::dom0_agent(), true)];
+        modules.extend(domain::modules_for(domains).unwrap_or_else(|e| panic!("[{name}] {e}")));
+        let listing: String = modules.iter().map(|m| format!("{} {}\n", m.file.display(), m.cmdline)).collect();
+        fs::write(dir.join("modules.txt"), listing).unwrap_or_else(|e| panic!("[{name}] writing modules.txt: {e}"));
+        Vm::iso_in(name, dir, image, cmdline, &modules, false)
+    }
+
     /// A run of `boot` in `dir`, which [`fresh_dir`] made.
     pub fn with_dir(name: &str, dir: PathBuf, boot: Boot) -> Vm {
         let mut config = QemuConfig::new(boot);

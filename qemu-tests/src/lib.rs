@@ -61,6 +61,8 @@ pub const ENV_IMAGE: &str = "FERROVISOR_IMAGE";
 pub const ENV_SELFTEST_IMAGE: &str = "FERROVISOR_SELFTEST_IMAGE";
 /// Environment variable naming the test guest kernel (`guests/test-guest`).
 pub const ENV_TEST_GUEST: &str = "FERROVISOR_TEST_GUEST";
+/// The dom0 agent kernel (`cargo build -p dom0-agent --release --target x86_64-unknown-none`).
+pub const ENV_DOM0_AGENT: &str = "FERROVISOR_DOM0_AGENT";
 /// Environment variable choosing the accelerator (`tcg` or `kvm`).
 pub const ENV_ACCEL: &str = "FERROVISOR_ACCEL";
 /// Environment variable naming the directory for per-test directories.
@@ -112,6 +114,14 @@ pub fn test_guest() -> PathBuf {
     image_from_env(
         ENV_TEST_GUEST,
         "test guest kernel (cargo build -p test-guest --release --target x86_64-unknown-none)",
+    )
+}
+
+/// The dom0 agent kernel (`FERROVISOR_DOM0_AGENT`); panics with advice if unset.
+pub fn dom0_agent() -> PathBuf {
+    image_from_env(
+        ENV_DOM0_AGENT,
+        "dom0 agent kernel (cargo build -p dom0-agent --release --target x86_64-unknown-none)",
     )
 }
 

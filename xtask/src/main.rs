@@ -27,7 +27,7 @@ use qemu_tests::domain::{self, DomainSpec};
 use qemu_tests::iso::Module;
 use qemu_tests::qemu::{self, Accel, Boot, Console, Firmware, QemuConfig};
 
-use crate::util::{build_image, build_test_guest, step, target_dir, Flavor};
+use crate::util::{build_image, build_test_guest, step, target_dir, Flavor, Kernel};
 
 const USAGE: &str = "\
 Ferrovisor's build, run and test driver.
@@ -58,15 +58,18 @@ Commands:
                          or more and --memory 1G or more, e.g.
                          --memory 2G --smp 2 --domain 'linux,initrd=default,memory=512,
                          vcpus=2,cmdline=console=hvc0 earlyprintk=xen'
-      --exit-when-idle   add exit-when-idle to the hypervisor command line: QEMU exits
-                         with success (33) once every domain has shut down, failure
-                         (35) if any crashed
+                         The dom0 agent boots first as domain 0 and builds the domains
+                         (KERNEL may be an ELF or a bzImage such as Debian's vmlinuz);
+      --no-agent         the hypervisor builds the domains itself instead
+      --exit-when-idle   add exit-when-idle to the hypervisor command line (and the
+                         agent's): QEMU exits with success (33) once every domain has
+                         shut down, failure (35) if any crashed
       --vmx              boot under Bochs instead of QEMU, on an Intel CPU with VT-x
                          (model corei7_skylake_x): the VMX backend. Always the GRUB
                          ISO; --smp defaults to 1 (Bochs is ~7x slower than QEMU);
                          not with --uefi, --accel or QEMU arguments
       --bochs-cpu MODEL  like --vmx with another Bochs CPU model (`ryzen`: AMD-V)
-  iso [--cmdline STR] [--domain SPEC]... [--exit-when-idle]
+  iso [--cmdline STR] [--domain SPEC]... [--exit-when-idle] [--no-agent]
                        Build target/ferrovisor.iso (GRUB, BIOS + UEFI) and print its path.
   test [--accel tcg|kvm] [--qemu-only] [-- ARGS...]
                        What CI runs: prerequisites, host unit tests, clippy, both
@@ -145,6 +148,19 @@ fn build(args: &[String]) -> Result<ExitCode, String> {
 /// The `--domain` options, parsed; the kernel `test-guest` stands for the test guest.
 fn parse_domains(opts: &cli::Parsed) -> Result<Vec<DomainSpec>, String> {
     opts.values("domain").iter().map(|arg| DomainSpec::parse(arg)).collect()
+}
+
+/// The modules for `domains`: the dom0 agent's first unless `no_agent` (then the hypervisor
+/// builds the domains itself), with `exit-when-idle` passed on to it.
+fn modules_with_agent(domains: &mut [DomainSpec], no_agent: bool, exit_when_idle: bool) -> Result<Vec<Module>, String> {
+    let mut modules = domain_modules(domains)?;
+    if !domains.is_empty() && !no_agent {
+        let agent = Kernel::Dom0Agent.build()?;
+        let dom0 = domain::dom0_module(&agent, exit_when_idle);
+        println!("    module {} {} (domain 0: builds the others)", dom0.file.display(), dom0.cmdline);
+        modules.insert(0, dom0);
+    }
+    Ok(modules)
 }
 
 /// Builds the test guest if a domain asks for it, makes paths absolute, and returns the
@@ -238,13 +254,13 @@ fn join_domain_cmdline_words(args: &[String]) -> Vec<String> {
 
 fn iso(args: &[String]) -> Result<ExitCode, String> {
     let args = &join_domain_cmdline_words(args);
-    let opts = cli::parse_with_repeated(args, &["cmdline"], &["domain"], &["exit-when-idle"])?;
+    let opts = cli::parse_with_repeated(args, &["cmdline"], &["domain"], &["exit-when-idle", "no-agent"])?;
     let cmdline = with_exit_when_idle(opts.value("cmdline").unwrap_or(DEFAULT_CMDLINE), opts.flag("exit-when-idle"));
     qemu_tests::iso::check_cmdline(&cmdline)?;
     let mut domains = parse_domains(&opts)?;
     prereq::ensure_rust_target()?;
     prereq::ensure_packages(&[prereq::GRUB_ISO])?;
-    let modules = domain_modules(&mut domains)?;
+    let modules = modules_with_agent(&mut domains, opts.flag("no-agent"), opts.flag("exit-when-idle"))?;
     let image = build_image(Flavor::Normal)?;
     let iso = build_iso(&image, &cmdline, &modules)?;
     println!("{}", iso.display());
@@ -257,7 +273,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         args,
         &["smp", "memory", "cmdline", "accel", "selftest", "bochs-cpu"],
         &["domain"],
-        &["iso", "uefi", "exit-when-idle", "vmx"],
+        &["iso", "uefi", "exit-when-idle", "vmx", "no-agent"],
     )?;
     let smp = opts.value("smp").map_or(Ok(4), cli::parse_smp)?;
     let requested = opts.value("accel").map_or(Ok(Accel::Tcg), Accel::parse)?;
@@ -316,7 +332,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     }
     prereq::ensure_packages(&packages)?;
 
-    let modules = domain_modules(&mut domains)?;
+    let modules = modules_with_agent(&mut domains, opts.flag("no-agent"), opts.flag("exit-when-idle"))?;
     let image = build_image(flavor)?;
     let boot = if use_iso {
         let iso = build_iso(&image, &cmdline, &modules)?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use qemu_tests::qemu::Accel;
 
 use crate::prereq::{self, BARE_METAL_TARGET};
-use crate::util::{build_image, build_test_guest, cargo, run_step, run_tests, target_dir, Flavor, TestCounts};
+use crate::util::{build_image, build_test_guest, cargo, run_step, run_tests, target_dir, Flavor, Kernel, TestCounts};
 
 #[derive(Debug)]
 enum Status {
@@ -155,6 +155,9 @@ pub fn test(args: &[String]) -> Result<ExitCode, String> {
     let start = Instant::now();
     let guest = build_test_guest();
     report.record("build test guest", start, guest.as_ref().map(|_| ()).map_err(Clone::clone), None);
+    let start = Instant::now();
+    let agent = Kernel::Dom0Agent.build();
+    report.record("build dom0 agent", start, agent.as_ref().map(|_| ()).map_err(Clone::clone), None);
 
     // 6. Debian's kernel for the Linux tests (a download the first time, then the cache).
     let start = Instant::now();
@@ -183,6 +186,10 @@ pub fn test(args: &[String]) -> Result<ExitCode, String> {
             if let Ok(guest) = &guest {
                 c.env(qemu_tests::ENV_TEST_GUEST, guest);
                 println!("    {}={}", qemu_tests::ENV_TEST_GUEST, guest.display());
+            }
+            if let Ok(agent) = &agent {
+                c.env(qemu_tests::ENV_DOM0_AGENT, agent);
+                println!("    {}={}", qemu_tests::ENV_DOM0_AGENT, agent.display());
             }
             // Likewise the Linux tests without a kernel: they fail with the fetch error.
             match &linux_guest {

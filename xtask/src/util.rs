@@ -173,27 +173,50 @@ pub fn build_image(flavor: Flavor) -> Result<PathBuf, String> {
     }
 }
 
-/// Where the test guest (`guests/test-guest`) lands.
-pub fn test_guest_path() -> PathBuf {
-    target_dir().join(BARE_METAL_TARGET).join("release").join("test-guest")
+/// The bare-metal binaries besides the hypervisor: each a PVH kernel of its own package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// `guests/test-guest`.
+    TestGuest,
+    /// `dom0-agent`, the control domain.
+    Dom0Agent,
 }
 
-/// The cargo command building the test guest.
-pub fn test_guest_build_command() -> Command {
-    let mut c = cargo();
-    c.args(["build", "-p", "test-guest", "--release", "--target", BARE_METAL_TARGET]);
-    c
+impl Kernel {
+    fn package(self) -> &'static str {
+        match self {
+            Kernel::TestGuest => "test-guest",
+            Kernel::Dom0Agent => "dom0-agent",
+        }
+    }
+
+    /// Where the kernel lands.
+    pub fn path(self) -> PathBuf {
+        target_dir().join(BARE_METAL_TARGET).join("release").join(self.package())
+    }
+
+    /// The cargo command building it.
+    pub fn build_command(self) -> Command {
+        let mut c = cargo();
+        c.args(["build", "-p", self.package(), "--release", "--target", BARE_METAL_TARGET]);
+        c
+    }
+
+    /// Builds it and returns its path.
+    pub fn build(self) -> Result<PathBuf, String> {
+        run_step(&mut self.build_command())?;
+        let path = self.path();
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("the build succeeded but {} does not exist", path.display()))
+        }
+    }
 }
 
 /// Builds the test guest and returns its path.
 pub fn build_test_guest() -> Result<PathBuf, String> {
-    run_step(&mut test_guest_build_command())?;
-    let guest = test_guest_path();
-    if guest.is_file() {
-        Ok(guest)
-    } else {
-        Err(format!("the build succeeded but {} does not exist", guest.display()))
-    }
+    Kernel::TestGuest.build()
 }
 
 #[cfg(test)]
@@ -222,9 +245,12 @@ mod tests {
     }
 
     #[test]
-    fn test_guest_build() {
-        assert!(test_guest_path().ends_with("x86_64-unknown-none/release/test-guest"));
-        assert!(describe(&test_guest_build_command())
+    fn kernel_builds() {
+        assert!(Kernel::TestGuest.path().ends_with("x86_64-unknown-none/release/test-guest"));
+        assert!(describe(&Kernel::TestGuest.build_command())
             .ends_with("build -p test-guest --release --target x86_64-unknown-none"));
+        assert!(Kernel::Dom0Agent.path().ends_with("x86_64-unknown-none/release/dom0-agent"));
+        assert!(describe(&Kernel::Dom0Agent.build_command())
+            .ends_with("build -p dom0-agent --release --target x86_64-unknown-none"));
     }
 }

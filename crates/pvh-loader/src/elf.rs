@@ -6,6 +6,23 @@ use crate::error::{LoadError, NoteLocation, NoteProblem, TableProblem};
 /// `XEN_ELFNOTE_PHYS32_ENTRY` (Xen `public/elfnote.h`): the 32-bit physical entry point.
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
+/// `XEN_ELFNOTE_PHYS32_RELOC` (Xen `public/elfnote.h`): the kernel can run at a physical address
+/// other than the one it is linked at; the descriptor holds up to three `u32` constraints
+/// (alignment, minimum start, maximum last byte). See [`Relocation`].
+pub const XEN_ELFNOTE_PHYS32_RELOC: u32 = 19;
+
+/// The alignment Xen uses when a PHYS32_RELOC note gives none and no `PT_LOAD` has a `p_align`
+/// of at least [`RELOC_MIN_SEGMENT_ALIGN`] (`MB(2)` in Xen's `find_kernel_memory`).
+pub const RELOC_DEFAULT_ALIGN: u64 = 0x20_0000;
+
+/// The smallest `PT_LOAD` `p_align` Xen takes as the alignment of a relocatable image whose note
+/// gives none (`PAGE_SIZE`).
+pub const RELOC_MIN_SEGMENT_ALIGN: u64 = 0x1000;
+
+/// The maximum last-byte address when a PHYS32_RELOC note gives none (x86's
+/// `ARCH_PHYS_MAX_DEFAULT` in Xen's libelf, `GB(4) - 1`). The default minimum is 0.
+pub const RELOC_DEFAULT_MAX: u64 = 0xffff_ffff;
+
 /// The most non-empty `PT_LOAD` segments an image may have (Linux has 4 or 5). The bound keeps
 /// [`KernelImage`] heap-free and the overlap check cheap on hostile images.
 pub const MAX_LOAD_SEGMENTS: usize = 16;
@@ -70,11 +87,32 @@ impl Segment<'_> {
     }
 }
 
+/// The physical placement constraints of a relocatable kernel, from its
+/// [`XEN_ELFNOTE_PHYS32_RELOC`] note (with Xen's defaults for the values it leaves out).
+///
+/// The whole image moves by one offset: its lowest physical address
+/// ([`KernelImage::extent`]`.0`) becomes the *base*, every segment keeps its distance from it and
+/// the entry point moves by the same offset. A base is acceptable when it is a multiple of
+/// `align`, at least `min`, and the image's last byte (`base + size - 1`) is at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relocation {
+    /// Required alignment of the base, a power of two. The note's first value if it has one;
+    /// otherwise the largest `p_align` of the `PT_LOAD` segments if that is at least
+    /// [`RELOC_MIN_SEGMENT_ALIGN`]; otherwise [`RELOC_DEFAULT_ALIGN`] (Xen's rule).
+    pub align: u64,
+    /// The lowest acceptable base: the note's second value, else 0.
+    pub min: u64,
+    /// The highest address the image's **last byte** may occupy (inclusive, as Xen and Linux
+    /// use it): the note's third value, else [`RELOC_DEFAULT_MAX`]. Always `>= min`.
+    pub max: u64,
+}
+
 /// A validated PVH kernel image, borrowing the image bytes.
 ///
 /// Guarantees: at least one and at most [`MAX_LOAD_SEGMENTS`] loadable segments, pairwise
 /// non-overlapping in physical memory, each satisfying the [`Segment`] invariants; the entry
-/// point lies in the file-backed bytes of one of them.
+/// point lies in the file-backed bytes of one of them; a [`Relocation`], if any, has a
+/// power-of-two `align` and `min <= max`.
 #[derive(Debug, Clone)]
 pub struct KernelImage<'a> {
     class: ElfClass,
@@ -82,6 +120,7 @@ pub struct KernelImage<'a> {
     segments: [Segment<'a>; MAX_LOAD_SEGMENTS],
     nr_segments: usize,
     extent: (u64, u64),
+    relocation: Option<Relocation>,
 }
 
 impl<'a> KernelImage<'a> {
@@ -106,6 +145,29 @@ impl<'a> KernelImage<'a> {
     pub fn extent(&self) -> (u64, u64) {
         self.extent
     }
+
+    /// The relocation constraints if the image has a [`XEN_ELFNOTE_PHYS32_RELOC`] note, `None`
+    /// if it can only run at its own physical addresses. See [`load_at`](crate::load_at).
+    pub fn relocation(&self) -> Option<Relocation> {
+        self.relocation
+    }
+}
+
+/// The Xen notes [`parse`] looks for, as found so far.
+#[derive(Default)]
+struct Notes {
+    /// The PHYS32 entry point.
+    entry: Option<u32>,
+    /// The PHYS32_RELOC descriptor's values.
+    reloc: Option<RelocNote>,
+}
+
+/// A PHYS32_RELOC descriptor: the alignment if given, and min/max with Xen's defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RelocNote {
+    align: Option<u32>,
+    min: u32,
+    max: u32,
 }
 
 /// The fields of the ELF header this parser uses, widened to `u64`.
@@ -188,9 +250,11 @@ impl ElfClass {
 /// the program header table (present, right entry size, inside the image); every `PT_LOAD`
 /// (`p_filesz <= p_memsz`, file bytes inside the image, no address overflow) and every
 /// `PT_NOTE` (inside the image, well-formed notes); the number of non-empty `PT_LOAD`s
-/// (1..=[`MAX_LOAD_SEGMENTS`]) and that they do not overlap; the PHYS32 entry note (from the
-/// `PT_NOTE`s, else the `SHT_NOTE` sections); that the entry lies in a segment's file bytes.
-/// Other segment types (`PT_GNU_STACK`, `PT_TLS`, ...) are ignored, as are empty `PT_LOAD`s.
+/// (1..=[`MAX_LOAD_SEGMENTS`]) and that they do not overlap; the PHYS32 entry note and the
+/// optional PHYS32_RELOC note (from the `PT_NOTE`s, else the `SHT_NOTE` sections); that the
+/// entry lies in a segment's file bytes; for a relocatable image without an alignment in its
+/// note, that the `p_align` used instead is a power of two. Other segment types
+/// (`PT_GNU_STACK`, `PT_TLS`, ...) are ignored, as are empty `PT_LOAD`s.
 pub fn parse(image: &[u8]) -> Result<KernelImage<'_>, LoadError> {
     let hdr = parse_header(image)?;
     let class = hdr.class;
@@ -199,7 +263,9 @@ pub fn parse(image: &[u8]) -> Result<KernelImage<'_>, LoadError> {
 
     let mut segments = [Segment::EMPTY; MAX_LOAD_SEGMENTS];
     let mut nr_segments = 0usize;
-    let mut entry: Option<u32> = None;
+    let mut notes = Notes::default();
+    // The first non-empty `PT_LOAD` with the largest `p_align`: (index, p_align).
+    let mut max_align: Option<(usize, u64)> = None;
 
     for (index, raw) in phdr_table.chunks_exact(usize::from(hdr.phentsize)).enumerate() {
         let ph = read_phdr(class, raw).ok_or(LoadError::BadProgramHeaders(TableProblem::OutsideFile))?;
@@ -219,10 +285,13 @@ pub fn parse(image: &[u8]) -> Result<KernelImage<'_>, LoadError> {
                 let slot = segments.get_mut(nr_segments).ok_or(LoadError::TooManySegments)?;
                 *slot = Segment { index, paddr: ph.paddr, memsz: ph.memsz, data };
                 nr_segments = nr_segments.checked_add(1).ok_or(LoadError::TooManySegments)?;
+                if max_align.is_none_or(|(_, align)| ph.align > align) {
+                    max_align = Some((index, ph.align));
+                }
             }
             PT_NOTE => {
                 let data = range(image, ph.offset, ph.filesz).ok_or(LoadError::SegmentOutOfFile { index })?;
-                scan_notes(data, note_align(ph.align), NoteLocation::Segment(index), &mut entry)?;
+                scan_notes(data, note_align(ph.align), NoteLocation::Segment(index), &mut notes)?;
             }
             _ => {}
         }
@@ -234,10 +303,10 @@ pub fn parse(image: &[u8]) -> Result<KernelImage<'_>, LoadError> {
     }
     check_overlaps(loaded)?;
 
-    if entry.is_none() {
-        scan_section_notes(image, &hdr, &mut entry)?;
+    if notes.entry.is_none() {
+        scan_section_notes(image, &hdr, &mut notes)?;
     }
-    let entry = entry.ok_or(LoadError::NoPvhEntryNote)?;
+    let entry = notes.entry.ok_or(LoadError::NoPvhEntryNote)?;
     let entry64 = u64::from(entry);
     if !loaded.iter().any(|s| entry64.checked_sub(s.paddr).is_some_and(|off| off < s.filesz())) {
         return Err(LoadError::EntryOutsideSegments(entry));
@@ -245,7 +314,27 @@ pub fn parse(image: &[u8]) -> Result<KernelImage<'_>, LoadError> {
 
     let start = loaded.iter().map(|s| s.paddr).min().unwrap_or(0);
     let end = loaded.iter().map(Segment::end).max().unwrap_or(0);
-    Ok(KernelImage { class, entry, segments, nr_segments, extent: (start, end) })
+    let relocation = match notes.reloc {
+        Some(note) => Some(resolve_relocation(note, max_align)?),
+        None => None,
+    };
+    Ok(KernelImage { class, entry, segments, nr_segments, extent: (start, end), relocation })
+}
+
+/// The constraints of a PHYS32_RELOC note, its missing alignment filled in as Xen's
+/// `find_kernel_memory` does from the largest `PT_LOAD` `p_align` (`max_align`).
+fn resolve_relocation(note: RelocNote, max_align: Option<(usize, u64)>) -> Result<Relocation, LoadError> {
+    let align = match (note.align, max_align) {
+        (Some(align), _) => u64::from(align),
+        (None, Some((index, align))) if align >= RELOC_MIN_SEGMENT_ALIGN => {
+            if !align.is_power_of_two() {
+                return Err(LoadError::SegmentAlignment { index, align });
+            }
+            align
+        }
+        (None, _) => RELOC_DEFAULT_ALIGN,
+    };
+    Ok(Relocation { align, min: note.min.into(), max: note.max.into() })
 }
 
 fn parse_header(image: &[u8]) -> Result<Header, LoadError> {
@@ -380,7 +469,7 @@ fn check_overlaps(segments: &[Segment<'_>]) -> Result<(), LoadError> {
 
 /// Fallback when no `PT_NOTE` has the entry note: the `SHT_NOTE` sections. A missing section
 /// table (`e_shoff == 0` or `e_shnum == 0`) simply has no notes.
-fn scan_section_notes(image: &[u8], hdr: &Header, entry: &mut Option<u32>) -> Result<(), LoadError> {
+fn scan_section_notes(image: &[u8], hdr: &Header, notes: &mut Notes) -> Result<(), LoadError> {
     if hdr.shoff == 0 || hdr.shnum == 0 {
         return Ok(());
     }
@@ -395,16 +484,17 @@ fn scan_section_notes(image: &[u8], hdr: &Header, entry: &mut Option<u32>) -> Re
             continue;
         }
         let data = range(image, sh.offset, sh.size).ok_or(LoadError::SectionOutOfFile { index })?;
-        scan_notes(data, note_align(sh.addralign), NoteLocation::Section(index), entry)?;
+        scan_notes(data, note_align(sh.addralign), NoteLocation::Section(index), notes)?;
     }
     Ok(())
 }
 
-/// Walks the notes in `data`, recording a PHYS32 entry note's address in `entry`.
+/// Walks the notes in `data`, recording a PHYS32 entry note's address and a PHYS32_RELOC note's
+/// values in `notes`.
 ///
 /// Every note must lie entirely inside `data`, except that the padding after the last
 /// descriptor may be missing. Fewer than 12 trailing bytes after the last note are an error.
-fn scan_notes(data: &[u8], align: usize, location: NoteLocation, entry: &mut Option<u32>) -> Result<(), LoadError> {
+fn scan_notes(data: &[u8], align: usize, location: NoteLocation, notes: &mut Notes) -> Result<(), LoadError> {
     let bad = |problem| LoadError::BadNote { location, problem };
     let truncated = bad(NoteProblem::Truncated);
     let mut off = 0usize;
@@ -429,9 +519,16 @@ fn scan_notes(data: &[u8], align: usize, location: NoteLocation, entry: &mut Opt
             }
             .ok_or(bad(NoteProblem::EntrySize(descsz)))?;
             let value = u32::try_from(value).map_err(|_| LoadError::EntryAbove4G(value))?;
-            match *entry {
+            match notes.entry {
                 Some(previous) if previous != value => return Err(bad(NoteProblem::ConflictingEntries)),
-                _ => *entry = Some(value),
+                _ => notes.entry = Some(value),
+            }
+        }
+        if name == XEN_NOTE_NAME && note_type == XEN_ELFNOTE_PHYS32_RELOC {
+            let value = parse_reloc(desc).map_err(bad)?;
+            match notes.reloc {
+                Some(previous) if previous != value => return Err(bad(NoteProblem::ConflictingRelocations)),
+                _ => notes.reloc = Some(value),
             }
         }
 
@@ -442,4 +539,25 @@ fn scan_notes(data: &[u8], align: usize, location: NoteLocation, entry: &mut Opt
         };
     }
     Ok(())
+}
+
+/// Reads a PHYS32_RELOC descriptor: 0, 4, 8 or 12 bytes holding the alignment, the minimum
+/// start and the maximum last-byte address, in that order, each a `u32` (Xen's libelf reads
+/// each value only if the descriptor is long enough for it and keeps its default otherwise).
+fn parse_reloc(desc: &[u8]) -> Result<RelocNote, NoteProblem> {
+    if !matches!(desc.len(), 0 | 4 | 8 | 12) {
+        return Err(NoteProblem::RelocSize(u32::try_from(desc.len()).unwrap_or(u32::MAX)));
+    }
+    let align = u32_at(desc, 0);
+    let min = u32_at(desc, 4).unwrap_or(0);
+    let max = u32_at(desc, 8).unwrap_or(u32::MAX);
+    if let Some(align) = align {
+        if !align.is_power_of_two() {
+            return Err(NoteProblem::RelocAlignment(align));
+        }
+    }
+    if min > max {
+        return Err(NoteProblem::RelocMinAboveMax { min, max });
+    }
+    Ok(RelocNote { align, min, max })
 }

@@ -64,6 +64,16 @@ pub enum LoadError {
     /// (`[p_paddr, p_paddr + p_filesz)`: an entry in zero-filled memory would execute zeros).
     EntryOutsideSegments(u32),
 
+    // --- the PVH relocation note ---
+    /// The PHYS32_RELOC note gives no alignment, so the largest `p_align` of the `PT_LOAD`
+    /// segments is used instead (Xen's rule, since it is at least
+    /// [`RELOC_MIN_SEGMENT_ALIGN`](crate::RELOC_MIN_SEGMENT_ALIGN)), but that value, in program
+    /// header `index`, is not a power of two.
+    SegmentAlignment { index: usize, align: u64 },
+    /// [`load_at`](crate::load_at) cannot place the image at `base` (the physical address its
+    /// lowest segment address would move to).
+    BadLoadBase { base: u64, problem: BaseProblem },
+
     // --- loading into guest memory ---
     /// A segment's physical range `[paddr, end)` does not fit in guest memory `[0, guest_size)`.
     SegmentOutsideGuest { index: usize, paddr: u64, end: u64, guest_size: u64 },
@@ -81,6 +91,11 @@ pub enum LoadError {
     /// The output slice given to [`guest_memmap`](crate::guest_memmap) holds fewer than
     /// `needed` entries.
     MemmapBufferTooSmall { needed: usize },
+    /// The kernel, the modules and the start info need RAM up to `needed`; RAM ends at
+    /// `ram_end`.
+    BootDataDoesNotFit { needed: u64, ram_end: u64 },
+    /// More boot modules than [`MAX_BOOT_MODULES`](crate::MAX_BOOT_MODULES).
+    TooManyModules(usize),
 
     /// Guest memory refused a write.
     Guest(GuestMemoryError),
@@ -119,6 +134,30 @@ pub enum NoteProblem {
     EntrySize(u32),
     /// Two PHYS32 entry notes give different entry addresses.
     ConflictingEntries,
+    /// The PHYS32_RELOC note's descriptor is not 0, 4, 8 or 12 bytes (up to three `u32`s);
+    /// the size found.
+    RelocSize(u32),
+    /// The PHYS32_RELOC note's alignment is not a power of two (0 included); the value found.
+    RelocAlignment(u32),
+    /// The PHYS32_RELOC note's minimum address is above its maximum.
+    RelocMinAboveMax { min: u32, max: u32 },
+    /// Two PHYS32_RELOC notes give different values.
+    ConflictingRelocations,
+}
+
+/// Why [`load_at`](crate::load_at) refuses a base address (see [`Relocation`](crate::Relocation)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseProblem {
+    /// The image has no PHYS32_RELOC note, so it can only be loaded at its own addresses.
+    NotRelocatable,
+    /// The base is not a multiple of the required alignment.
+    Misaligned { align: u64 },
+    /// The base is below the minimum the note allows.
+    BelowMinimum { min: u64 },
+    /// The image would end at `end` (exclusive), so its last byte would be above `max`.
+    AboveMaximum { end: u64, max: u64 },
+    /// The displaced image's end (or entry point) does not fit in 64 (or 32) bits.
+    Overflow,
 }
 
 impl From<GuestMemoryError> for LoadError {
@@ -155,6 +194,28 @@ impl fmt::Display for NoteProblem {
                 write!(f, "the PHYS32_ENTRY descriptor is {s} bytes (want 4 or 8)")
             }
             NoteProblem::ConflictingEntries => f.write_str("PHYS32_ENTRY notes give different entry addresses"),
+            NoteProblem::RelocSize(s) => {
+                write!(f, "the PHYS32_RELOC descriptor is {s} bytes (want 0, 4, 8 or 12)")
+            }
+            NoteProblem::RelocAlignment(a) => write!(f, "the PHYS32_RELOC alignment {a:#x} is not a power of two"),
+            NoteProblem::RelocMinAboveMax { min, max } => {
+                write!(f, "the PHYS32_RELOC minimum {min:#x} is above its maximum {max:#x}")
+            }
+            NoteProblem::ConflictingRelocations => f.write_str("PHYS32_RELOC notes give different values"),
+        }
+    }
+}
+
+impl fmt::Display for BaseProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BaseProblem::NotRelocatable => f.write_str("the image has no PHYS32_RELOC note and cannot be moved"),
+            BaseProblem::Misaligned { align } => write!(f, "it is not a multiple of the required alignment {align:#x}"),
+            BaseProblem::BelowMinimum { min } => write!(f, "it is below the minimum {min:#x}"),
+            BaseProblem::AboveMaximum { end, max } => {
+                write!(f, "the image would end at {end:#x}, past the maximum last byte {max:#x}")
+            }
+            BaseProblem::Overflow => f.write_str("the displaced image's addresses overflow"),
         }
     }
 }
@@ -200,6 +261,11 @@ impl fmt::Display for LoadError {
             LoadError::EntryOutsideSegments(e) => {
                 write!(f, "PVH entry {e:#x} is not inside the file bytes of any PT_LOAD segment")
             }
+            LoadError::SegmentAlignment { index, align } => write!(
+                f,
+                "segment {index}'s p_align {align:#x} (the PHYS32_RELOC alignment by default) is not a power of two"
+            ),
+            LoadError::BadLoadBase { base, problem } => write!(f, "cannot load the kernel at {base:#x}: {problem}"),
             LoadError::SegmentOutsideGuest { index, paddr, end, guest_size } => write!(
                 f,
                 "segment {index} [{paddr:#x}, {end:#x}) does not fit in guest memory of {guest_size:#x} bytes"
@@ -212,6 +278,12 @@ impl fmt::Display for LoadError {
                 write!(f, "module {i}'s command line contains a NUL byte")
             }
             LoadError::BadModule { index } => write!(f, "module {index}'s address range overflows"),
+            LoadError::BootDataDoesNotFit { needed, ram_end } => {
+                write!(f, "the kernel, modules and start info need RAM up to {needed:#x}, but RAM ends at {ram_end:#x}")
+            }
+            LoadError::TooManyModules(n) => {
+                write!(f, "{n} boot modules (at most {})", crate::MAX_BOOT_MODULES)
+            }
             LoadError::MemmapBufferTooSmall { needed } => {
                 write!(f, "memory map buffer too small: {needed} entries needed")
             }

@@ -9,10 +9,13 @@
 //!
 //! # Steps
 //!
-//! 1. [`parse`] validates the ELF image and finds its PVH entry point, giving a [`KernelImage`].
+//! 1. [`parse`] validates the ELF image and finds its PVH entry point (and its relocation
+//!    constraints, if any), giving a [`KernelImage`].
 //! 2. [`load`] copies the image's `PT_LOAD` segments to their **physical** addresses in a
 //!    [`GuestMemory`] and zero-fills each segment's tail up to `p_memsz`, giving a
-//!    [`LoadedKernel`] (entry point and the physical extent the kernel occupies).
+//!    [`LoadedKernel`] (entry point and the physical extent the kernel occupies). For a
+//!    relocatable kernel, [`placement`] picks a base inside a window of guest memory and
+//!    [`load_at`] loads the image moved to that base (entry point and extent moved with it).
 //! 3. [`write_start_info`] writes `struct hvm_start_info`, the module list, the memory map and
 //!    the NUL-terminated command lines into a caller-chosen window of guest memory (typically
 //!    the page after [`LoadedKernel::extent`]); [`guest_memmap`] computes the usual memory map.
@@ -28,6 +31,19 @@
 //! Xen's libelf uses). `e_entry` is ignored: it is a virtual address for other boot protocols.
 //! A kernel built without PVH support is a well-formed ELF without that note and is reported as
 //! [`LoadError::NoPvhEntryNote`].
+//!
+//! A kernel that can run at other physical addresses than its `p_paddr`s (recent x86-64 Linux
+//! with `CONFIG_RELOCATABLE`) also carries a `"Xen"` note of type
+//! `XEN_ELFNOTE_PHYS32_RELOC` (19), found the same way. Its presence alone makes the image
+//! relocatable; its descriptor holds up to three `u32`s, each optional from the end: the
+//! alignment of the image's lowest physical address (a power of two), the lowest address the
+//! image may start at (default 0) and the highest address its **last byte** may occupy (default
+//! `0xffff_ffff`). Without an alignment Xen uses the largest `PT_LOAD` `p_align` if that is at
+//! least 4 KiB, else 2 MiB. Relocating moves the whole image by one offset and the entry point
+//! with it; [`KernelImage::relocation`] gives the resulting [`Relocation`]. A descriptor of
+//! another size than 0, 4, 8 or 12 bytes, an alignment that is not a power of two, a minimum
+//! above the maximum or two differing notes are errors ([`NoteProblem`]; Xen's libelf is more
+//! lenient about the size and reads whichever values fit).
 //!
 //! # PVH entry state (set up by the hypervisor, `arch/x86/platform/pvh/head.S` in Linux)
 //!
@@ -45,8 +61,8 @@
 //!
 //! [`GuestMemory`] is guest-physical memory `[0, size)`. The hypervisor implements it over a
 //! domain's frames, the dom0 agent over its foreign mappings, and it is implemented here for
-//! `[u8]` (so a `Vec<u8>` or an array works in tests). Nothing is written by [`load`] or
-//! [`write_start_info`] until every check that can be made in advance has passed.
+//! `[u8]` (so a `Vec<u8>` or an array works in tests). Nothing is written by [`load`],
+//! [`load_at`] or [`write_start_info`] until every check that can be made in advance has passed.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -61,6 +77,7 @@
     )
 )]
 
+mod boot_data;
 mod bytes;
 mod elf;
 mod error;
@@ -70,9 +87,15 @@ mod start_info;
 #[cfg(test)]
 mod tests;
 
-pub use elf::{parse, ElfClass, KernelImage, Segment, MAX_LOAD_SEGMENTS, XEN_ELFNOTE_PHYS32_ENTRY};
-pub use error::{LoadError, NoteLocation, NoteProblem, TableProblem};
-pub use load::{load, LoadedKernel};
+pub use boot_data::{
+    domain_memmap, place_boot_data, BootData, ModuleData, DOMAIN_MEMMAP_MAX_ENTRIES, MAX_BOOT_MODULES, START_INFO_ROOM,
+};
+pub use elf::{
+    parse, ElfClass, KernelImage, Relocation, Segment, MAX_LOAD_SEGMENTS, RELOC_DEFAULT_ALIGN, RELOC_DEFAULT_MAX,
+    RELOC_MIN_SEGMENT_ALIGN, XEN_ELFNOTE_PHYS32_ENTRY, XEN_ELFNOTE_PHYS32_RELOC,
+};
+pub use error::{BaseProblem, LoadError, NoteLocation, NoteProblem, TableProblem};
+pub use load::{load, load_at, placement, LoadedKernel};
 pub use start_info::{
     guest_memmap, offsets, write_start_info, MemmapEntry, Module, StartInfo, E820_ACPI, E820_NVS, E820_RAM,
     E820_RESERVED, E820_UNUSABLE, GUEST_MEMMAP_MAX_ENTRIES, HVM_START_INFO_VERSION, ISA_HOLE_END, ISA_HOLE_START,

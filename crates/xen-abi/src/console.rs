@@ -56,3 +56,17 @@ xen_struct! {
 }
 
 const _: () = assert!(XENCONS_IN_SIZE.is_power_of_two() && XENCONS_OUT_SIZE.is_power_of_two());
+
+/// `XENCONSOLE_CONNECTED`: value of the console page's `connection` byte once the backend
+/// services the ring (xenconsoled writes it when it connects).
+///
+/// `uint8_t connection` was appended to `struct xencons_interface` after Xen 4.17 (2025); it
+/// is not a field of [`XenconsInterface`], which keeps the 4.17 layout, but lives at
+/// [`XENCONS_CONNECTION_OFFSET`] in the page. Older guests ignore it.
+pub const XENCONSOLE_CONNECTED: u8 = 0;
+/// `XENCONSOLE_DISCONNECTED`: the `connection` byte's value before a backend connects.
+pub const XENCONSOLE_DISCONNECTED: u8 = 1;
+/// Offset of the `connection` byte in the console page (right after `out_prod`).
+pub const XENCONS_CONNECTION_OFFSET: usize = 3088;
+
+const _: () = assert!(XENCONS_CONNECTION_OFFSET == XenconsInterface::SIZE);

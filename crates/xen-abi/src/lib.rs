@@ -25,6 +25,7 @@
 //! | [`elfnote`] | `elfnote.h` |
 //! | [`physdev`] | `physdev.h` (operation numbers only) |
 //! | [`platform`] | `platform.h` (operation numbers only) |
+//! | [`ctl`] | Ferrovisor's own domctl/sysctl-like control interface (not Xen's binary ABI) |
 //!
 //! # Conventions
 //!
@@ -63,6 +64,7 @@ mod wire;
 
 pub mod console;
 pub mod cpuid;
+pub mod ctl;
 pub mod elfnote;
 pub mod errno;
 pub mod event_channel;

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 use xen_abi::console::*;
+use xen_abi::ctl::*;
 use xen_abi::event_channel::*;
 use xen_abi::grant_table::*;
 use xen_abi::hvm::*;
@@ -252,6 +253,14 @@ fn every_structure_round_trips() {
         HvmStartInfo,
         HvmModlistEntry,
         HvmMemmapTableEntry,
+        // ctl (Ferrovisor's own control interface)
+        Domctl,
+        Sysctl,
+        DomctlCreateDomain,
+        DomctlGetDomainInfo,
+        DomctlVcpuContext,
+        SysctlPhysinfo,
+        SysctlGetDomainInfoList,
     );
     let tested: BTreeSet<String> = tested.into_iter().collect();
     let declared = declared_structs();

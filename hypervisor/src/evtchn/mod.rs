@@ -8,6 +8,7 @@ pub mod two_level;
 
 use crate::domain::{self, DomId, Domain, DOMID_SELF};
 use crate::hypercall::errno::{EEXIST, EINVAL, ENOENT, ENOSPC, EPERM, ESRCH};
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use two_level::NR_CHANNELS;
@@ -178,10 +179,12 @@ fn only_self(caller: &Domain, dom: DomId) -> Result<(), i64> {
 }
 
 /// `EVTCHNOP_alloc_unbound`: a port in `dom` that `remote` may bind to.
-pub fn alloc_unbound(caller: &Domain, dom: DomId, remote: DomId) -> Result<u32, i64> {
-    only_self(caller, dom)?;
+/// The control domain may allocate in any domain (the builder's console and xenstore ports).
+pub fn alloc_unbound(caller: &Arc<Domain>, dom: DomId, remote: DomId) -> Result<u32, i64> {
+    let owner = domain::for_caller(caller, dom)?;
     let remote = resolve(caller, remote);
-    caller.evtchn.lock().allocate(Binding::Unbound { remote }, 0)
+    let port = owner.evtchn.lock().allocate(Binding::Unbound { remote }, 0)?;
+    Ok(port)
 }
 
 /// `EVTCHNOP_bind_interdomain`: connects a new local port to `remote_port` of `remote`,

@@ -12,7 +12,7 @@ pub fn event_channel_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<
     match op {
         EVTCHNOP_ALLOC_UNBOUND => {
             let mut a: EvtchnAllocUnbound = read_struct(vcpu, exec, arg)?;
-            a.port = evtchn::alloc_unbound(dom, a.dom, a.remote_dom)?;
+            a.port = evtchn::alloc_unbound(&vcpu.domain, a.dom, a.remote_dom)?;
             write_struct(vcpu, exec, arg, &a)?;
         }
         EVTCHNOP_BIND_INTERDOMAIN => {

@@ -3,9 +3,11 @@
 //! and ballooning pages out and back in.
 
 use super::{errno, read_arg, read_struct, u16_at, u64_at, write_struct};
-use crate::domain::DOMID_SELF;
+use crate::domain::{Domain, DOMID_SELF};
 use crate::mm::frames;
 use crate::vcpu::{Exec, Vcpu};
+use alloc::sync::Arc;
+use frame_alloc::FRAME_SIZE;
 use xen_abi::memory::*;
 
 /// Low bits of the command are the operation; the rest is a continuation's start extent.
@@ -58,22 +60,19 @@ pub fn memory_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i6
             if !is_self(vcpu, a.domid) {
                 return Err(other_domain_error(a.domid));
             }
-            let (space, idx, gpfn) = (a.space, a.idx, a.gpfn);
-            if gpfn == u64::MAX {
-                return Err(errno::EINVAL); // INVALID_GFN
+            if a.space == XENMAPSPACE_GMFN_FOREIGN {
+                return Err(errno::ENOSYS);
             }
-            let page = match space {
-                XENMAPSPACE_SHARED_INFO if idx == 0 => dom.shared_info_frame(),
-                XENMAPSPACE_SHARED_INFO => return Err(errno::EINVAL),
-                XENMAPSPACE_GRANT_TABLE if idx & XENMAPIDX_GRANT_TABLE_STATUS != 0 => return Err(errno::EINVAL),
-                XENMAPSPACE_GRANT_TABLE => dom.grants.lock().frame(u32::try_from(idx).map_err(|_| errno::EINVAL)?)?,
-                XENMAPSPACE_GMFN_FOREIGN => return Err(errno::ENOSYS),
-                _ => return Err(errno::EINVAL),
-            };
-            dom.ram.map_overlay(gpfn, page).map_err(|_| errno::ENOMEM)?;
-            if space == XENMAPSPACE_GRANT_TABLE {
-                dom.grants.lock().placed(idx as u32, gpfn);
+            map_one(dom, a.space, a.idx, a.gpfn, None)?;
+            Ok(0)
+        }
+        XENMEM_ADD_TO_PHYSMAP_BATCH => add_to_physmap_batch(vcpu, exec, arg),
+        XENMEM_REMOVE_FROM_PHYSMAP => {
+            let a: XenRemoveFromPhysmap = read_struct(vcpu, exec, arg)?;
+            if !is_self(vcpu, a.domid) {
+                return Err(other_domain_error(a.domid));
             }
+            remove_one(dom, a.gpfn)?;
             Ok(0)
         }
         op @ (XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP) => {
@@ -116,4 +115,82 @@ pub fn memory_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i6
         }
         _ => Err(errno::ENOSYS),
     }
+}
+
+/// Places one page of `space` at `gpfn` (`XENMEM_add_to_physmap`, one entry of the batch).
+/// `foreign` is the domain whose frame `idx` a `XENMAPSPACE_gmfn_foreign` entry maps.
+fn map_one(dom: &Arc<Domain>, space: u32, idx: u64, gpfn: u64, foreign: Option<&Arc<Domain>>) -> Result<(), i64> {
+    if gpfn == u64::MAX {
+        return Err(errno::EINVAL); // INVALID_GFN
+    }
+    let page = match space {
+        XENMAPSPACE_SHARED_INFO if idx == 0 => dom.shared_info_frame(),
+        XENMAPSPACE_SHARED_INFO => return Err(errno::EINVAL),
+        XENMAPSPACE_GRANT_TABLE if idx & XENMAPIDX_GRANT_TABLE_STATUS != 0 => return Err(errno::EINVAL),
+        XENMAPSPACE_GRANT_TABLE => dom.grants.lock().frame(u32::try_from(idx).map_err(|_| errno::EINVAL)?)?,
+        XENMAPSPACE_GMFN_FOREIGN => {
+            let owner = foreign.ok_or(errno::EINVAL)?;
+            // The owner's RAM or special pages (rings, ACPI), not what it maps from others.
+            let page = idx.checked_mul(FRAME_SIZE).and_then(|gpa| owner.ram.translate(gpa)).ok_or(errno::EINVAL)?;
+            if owner.maps_foreign(idx) || dom.maps_foreign(gpfn) {
+                return Err(errno::EBUSY);
+            }
+            return dom.map_foreign(gpfn, owner, page).map_err(|_| errno::ENOMEM);
+        }
+        _ => return Err(errno::EINVAL),
+    };
+    if dom.maps_foreign(gpfn) {
+        return Err(errno::EBUSY);
+    }
+    dom.ram.map_overlay(gpfn, page).map_err(|_| errno::ENOMEM)?;
+    if space == XENMAPSPACE_GRANT_TABLE {
+        dom.grants.lock().placed(idx as u32, gpfn);
+    }
+    Ok(())
+}
+
+/// `XENMEM_add_to_physmap_batch`: `size` pages, each with its own error code. Mapping
+/// another domain's frames (`XENMAPSPACE_gmfn_foreign`) is for the control domain only.
+fn add_to_physmap_batch(vcpu: &Vcpu, exec: &mut Exec, arg: u64) -> Result<i64, i64> {
+    let a: XenAddToPhysmapBatch = read_struct(vcpu, exec, arg)?;
+    if !is_self(vcpu, a.domid) {
+        return Err(other_domain_error(a.domid));
+    }
+    let foreign = if u32::from(a.space) == XENMAPSPACE_GMFN_FOREIGN {
+        let owner = crate::domain::get(a.foreign_domid).ok_or(errno::ESRCH)?;
+        if !vcpu.domain.is_privileged() || owner.id == vcpu.domain.id {
+            return Err(errno::EPERM);
+        }
+        Some(owner)
+    } else if a.foreign_domid != 0 {
+        return Err(errno::EINVAL); // res0 must be zero
+    } else {
+        None
+    };
+    for i in 0..u64::from(a.size) {
+        let idx = u64_at(&read_arg::<8>(vcpu, exec, a.idxs + i * 8)?, 0);
+        let gpfn = u64_at(&read_arg::<8>(vcpu, exec, a.gpfns + i * 8)?, 0);
+        let rc = match map_one(&vcpu.domain, u32::from(a.space), idx, gpfn, foreign.as_ref()) {
+            Ok(()) => 0i32,
+            Err(e) => -(e as i32),
+        };
+        super::write_arg(vcpu, exec, a.errs + i * 4, &rc.to_le_bytes())?;
+    }
+    Ok(0)
+}
+
+/// `XENMEM_remove_from_physmap`: takes away whatever is at `gpfn` — a foreign mapping, an
+/// overlay page (shared_info, a grant frame) or a RAM page (ballooned out).
+fn remove_one(dom: &Domain, gpfn: u64) -> Result<(), i64> {
+    if dom.unmap_foreign(gpfn) {
+        return Ok(());
+    }
+    if dom.ram.overlay_at(gpfn).is_some() {
+        dom.ram.unmap_overlay(gpfn);
+        return Ok(());
+    }
+    if dom.ram.balloon_out(gpfn) {
+        return Ok(());
+    }
+    Err(errno::EINVAL)
 }

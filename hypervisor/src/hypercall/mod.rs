@@ -5,6 +5,7 @@
 //! EDX, ESI, EDI. The result goes to RAX: 0 or a positive value, or a negative errno.
 
 mod console;
+mod domctl;
 mod event_channel;
 mod grant_table;
 mod hvm;
@@ -25,10 +26,11 @@ pub use xen_abi::errno;
 /// Hypercall numbers (`public/xen.h`).
 mod nr {
     pub use xen_abi::xen::{
-        HYPERVISOR_CONSOLE_IO as CONSOLE_IO, HYPERVISOR_EVENT_CHANNEL_OP as EVENT_CHANNEL_OP,
-        HYPERVISOR_GRANT_TABLE_OP as GRANT_TABLE_OP, HYPERVISOR_HVM_OP as HVM_OP, HYPERVISOR_IRET as IRET,
-        HYPERVISOR_MEMORY_OP as MEMORY_OP, HYPERVISOR_PHYSDEV_OP as PHYSDEV_OP, HYPERVISOR_PLATFORM_OP as PLATFORM_OP,
-        HYPERVISOR_SCHED_OP as SCHED_OP, HYPERVISOR_SET_TIMER_OP as SET_TIMER_OP, HYPERVISOR_VCPU_OP as VCPU_OP,
+        HYPERVISOR_CONSOLE_IO as CONSOLE_IO, HYPERVISOR_DOMCTL as DOMCTL,
+        HYPERVISOR_EVENT_CHANNEL_OP as EVENT_CHANNEL_OP, HYPERVISOR_GRANT_TABLE_OP as GRANT_TABLE_OP,
+        HYPERVISOR_HVM_OP as HVM_OP, HYPERVISOR_IRET as IRET, HYPERVISOR_MEMORY_OP as MEMORY_OP,
+        HYPERVISOR_PHYSDEV_OP as PHYSDEV_OP, HYPERVISOR_PLATFORM_OP as PLATFORM_OP, HYPERVISOR_SCHED_OP as SCHED_OP,
+        HYPERVISOR_SET_TIMER_OP as SET_TIMER_OP, HYPERVISOR_SYSCTL as SYSCTL, HYPERVISOR_VCPU_OP as VCPU_OP,
         HYPERVISOR_VM_ASSIST as VM_ASSIST, HYPERVISOR_XEN_VERSION as XEN_VERSION,
     };
 }
@@ -120,8 +122,9 @@ pub fn dispatch(vcpu: &Vcpu, exec: &mut Exec) -> Action {
     } else {
         let mut args = arguments(exec);
         // Families whose command is a C `int`/`unsigned int` see only its low 32 bits
-        // (`xen/include/hypercall-defs.c`); memory_op and hvm_op take an `unsigned long`.
-        if !matches!(number, nr::MEMORY_OP | nr::HVM_OP | nr::SET_TIMER_OP) {
+        // (`xen/include/hypercall-defs.c`); memory_op and hvm_op take an `unsigned long`,
+        // domctl and sysctl a pointer.
+        if !matches!(number, nr::MEMORY_OP | nr::HVM_OP | nr::SET_TIMER_OP | nr::DOMCTL | nr::SYSCTL) {
             args[0] &= 0xffff_ffff;
         }
         // vcpu_op's vCPU id, grant_table_op's count and console_io's count are `unsigned int`.
@@ -145,6 +148,8 @@ pub fn dispatch(vcpu: &Vcpu, exec: &mut Exec) -> Action {
             nr::EVENT_CHANNEL_OP => event_channel::event_channel_op(vcpu, exec, args).into(),
             nr::GRANT_TABLE_OP => grant_table::grant_table_op(vcpu, exec, args).into(),
             nr::VM_ASSIST => vm_assist(vcpu, args).into(),
+            nr::DOMCTL => domctl::domctl(vcpu, exec, args[0]).into(),
+            nr::SYSCTL => domctl::sysctl(vcpu, exec, args[0]).into(),
             // Physical devices and the platform are the privileged domain's business.
             nr::PHYSDEV_OP => Outcome::error(errno::ENOSYS),
             nr::PLATFORM_OP => platform_op(vcpu, exec, args[0]).into(),

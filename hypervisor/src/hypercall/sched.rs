@@ -42,14 +42,25 @@ pub fn sched_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Outcome {
         },
         SCHEDOP_POLL => poll(vcpu, exec, args[1]),
         // Shutting down other domains is for the privileged domain.
-        SCHEDOP_REMOTE_SHUTDOWN => match read_struct::<SchedRemoteShutdown>(vcpu, exec, args[1]) {
-            Err(e) => Outcome::error(e),
-            Ok(a) if crate::domain::get(a.domain_id).is_none() => Outcome::error(errno::ESRCH),
-            Ok(_) => Outcome::error(errno::EPERM),
-        },
+        SCHEDOP_REMOTE_SHUTDOWN => Outcome::from(remote_shutdown(vcpu, exec, args[1])),
         SCHEDOP_PIN_OVERRIDE => Outcome::error(errno::EPERM),
         _ => Outcome::error(errno::ENOSYS),
     }
+}
+
+/// `SCHEDOP_remote_shutdown`: the control domain shuts another domain down. Xen looks the
+/// domain up first (-ESRCH), then checks privilege (-EPERM, also for the caller itself).
+fn remote_shutdown(vcpu: &Vcpu, exec: &Exec, arg: u64) -> Result<i64, i64> {
+    let a: SchedRemoteShutdown = read_struct(vcpu, exec, arg)?;
+    let target = crate::domain::get(a.domain_id).ok_or(errno::ESRCH)?;
+    if !vcpu.domain.is_privileged() || target.id == vcpu.domain.id {
+        return Err(errno::EPERM);
+    }
+    if a.reason > xen_abi::sched::SHUTDOWN_MAX {
+        return Err(errno::EINVAL);
+    }
+    target.shutdown(crate::domain::ShutdownReason::from_code(a.reason as u8));
+    Ok(0)
 }
 
 /// `SCHEDOP_poll`: sleep until one of the ports is pending or the timeout passes.

@@ -150,8 +150,10 @@ impl Drop for NestedTable {
 /// Guest frame numbers above this are refused for overlay pages (48-bit guest-physical).
 const MAX_GFN: u64 = (1 << 36) - 1;
 
-/// A domain's RAM: guest-physical `[0, size)`, plus overlay pages.
+/// A domain's RAM: guest-physical `[base, base + size)` (base 0 for domUs; dom0's RAM is
+/// identity-mapped, so its base is where its host frames are), plus overlay pages.
 pub struct GuestRam {
+    base: u64,
     size: u64,
     chunks: Vec<Chunk>,
     nested: Mutex<NestedTable>,
@@ -176,6 +178,7 @@ impl GuestRam {
         assert!(size.is_multiple_of(LARGE) && size > 0, "guest RAM size {size:#x} is not a positive multiple of 2 MiB");
         let count = (size / LARGE) as usize;
         let mut ram = GuestRam {
+            base: 0,
             size,
             chunks: Vec::new(),
             nested: Mutex::new(NestedTable::new(format)?),
@@ -216,8 +219,59 @@ impl GuestRam {
         Ok(ram)
     }
 
+    /// Allocates `size` bytes (a multiple of 2 MiB) of contiguous, 2 MiB-aligned host RAM
+    /// below `limit`, scrubs it and maps it at the same guest-physical addresses (dom0:
+    /// devices it drives can DMA to what it calls physical addresses).
+    pub fn new_identity(size: u64, limit: u64, format: &'static dyn NestedFormat) -> Result<Self, OutOfMemory> {
+        assert!(size.is_multiple_of(LARGE) && size > 0, "guest RAM size {size:#x} is not a positive multiple of 2 MiB");
+        let count = size / LARGE;
+        let run =
+            frames::alloc_contiguous(count * FRAMES_PER_LARGE as u64, FRAMES_PER_LARGE as u64).ok_or(OutOfMemory)?;
+        if run.as_u64() + size > limit {
+            frames::free_contiguous(run, count * FRAMES_PER_LARGE as u64);
+            return Err(OutOfMemory);
+        }
+        let mut ram = GuestRam {
+            base: run.as_u64(),
+            size,
+            chunks: Vec::new(),
+            nested: Mutex::new(NestedTable::new(format).inspect_err(|_| {
+                frames::free_contiguous(run, count * FRAMES_PER_LARGE as u64);
+            })?),
+            overlay: RwLock::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
+            ballooned: Mutex::new(BTreeSet::new()),
+            ballooned_count: AtomicU64::new(0),
+            extra: Mutex::new(Vec::new()),
+        };
+        // Owned as 2 MiB chunks from here on, so a failure below frees everything.
+        ram.chunks.extend((0..count).map(|i| Chunk::Large(run + i * LARGE)));
+        let nested = ram.nested.get_mut();
+        for i in 0..count {
+            zero_frames(run + i * LARGE, FRAMES_PER_LARGE);
+            nested.map_large(run.as_u64() + i * LARGE, run + i * LARGE)?;
+        }
+        Ok(ram)
+    }
+
+    /// Bytes of RAM.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Guest-physical address where RAM starts.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Guest-physical address just past RAM.
+    pub fn end(&self) -> u64 {
+        self.base + self.size
+    }
+
+    /// Whether `gpa` is in RAM.
+    fn in_ram(&self, gpa: u64) -> bool {
+        (self.base..self.end()).contains(&gpa)
     }
 
     /// The nested page table's root, for the backend's nested CR3 / EPTP.
@@ -273,7 +327,7 @@ impl GuestRam {
         if let Some(page) = self.overlay_at(gpa / FRAME_SIZE) {
             return Some(page + gpa % FRAME_SIZE);
         }
-        if gpa >= self.size {
+        if !self.in_ram(gpa) {
             return None;
         }
         if self.ballooned_count.load(Ordering::Acquire) != 0 && self.ballooned.lock().contains(&(gpa / FRAME_SIZE)) {
@@ -292,13 +346,13 @@ impl GuestRam {
         self.translate(gpa)
     }
 
-    /// The RAM frame behind `gpa` (< size), ignoring overlays and ballooning.
+    /// The RAM frame behind `gpa`, ignoring overlays and ballooning.
     fn ram_page(&self, gpa: u64) -> Option<PhysAddr> {
-        if gpa >= self.size {
+        if !self.in_ram(gpa) {
             return None;
         }
-        let offset = gpa % LARGE;
-        Some(match &self.chunks[(gpa / LARGE) as usize] {
+        let offset = (gpa - self.base) % LARGE;
+        Some(match &self.chunks[((gpa - self.base) / LARGE) as usize] {
             Chunk::Large(base) => *base + offset,
             Chunk::Small(f) => f[(offset / FRAME_SIZE) as usize] + offset % FRAME_SIZE,
         })
@@ -329,7 +383,7 @@ impl GuestRam {
     /// The guest gives RAM page `gfn` back: it is unmapped (the frame stays with the
     /// domain, scrubbed before it is handed out again). False if `gfn` is not a RAM page it has.
     pub fn balloon_out(&self, gfn: u64) -> bool {
-        if gfn >= self.size / FRAME_SIZE || self.overlay_at(gfn).is_some() {
+        if !self.in_ram(gfn.saturating_mul(FRAME_SIZE)) || self.overlay_at(gfn).is_some() {
             return false;
         }
         if !self.ballooned.lock().insert(gfn) {
@@ -344,7 +398,7 @@ impl GuestRam {
     /// The guest asks for memory at `gfn` (XENMEM_populate_physmap): a scrubbed page, if
     /// its reservation allows one more.
     pub fn balloon_in(&self, gfn: u64) -> bool {
-        if gfn < self.size / FRAME_SIZE && self.overlay_at(gfn).is_none() {
+        if self.in_ram(gfn.saturating_mul(FRAME_SIZE)) && self.overlay_at(gfn).is_none() {
             let was_ballooned = self.ballooned.lock().remove(&gfn);
             let Some(page) = self.ram_page(gfn * FRAME_SIZE) else {
                 return false;
@@ -432,9 +486,10 @@ impl Drop for GuestRam {
 }
 
 /// Lets the PVH loader write a kernel and its boot information into guest RAM.
+/// Addresses below [`GuestRam::base`] are refused by `write`.
 impl pvh_loader::GuestMemory for GuestRam {
     fn size(&self) -> u64 {
-        self.size
+        self.end()
     }
 
     fn write(&mut self, gpa: u64, bytes: &[u8]) -> Result<(), pvh_loader::GuestMemoryError> {

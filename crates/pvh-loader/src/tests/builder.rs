@@ -164,6 +164,20 @@ pub fn entry_note(entry: u32) -> Vec<u8> {
     note(b"Xen\0", 18, &entry.to_le_bytes())
 }
 
+/// A `XEN_ELFNOTE_PHYS32_RELOC` note whose descriptor is `values` (align, min, max, each optional
+/// from the end).
+pub fn reloc_note(values: &[u32]) -> Vec<u8> {
+    let desc: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    note(b"Xen\0", 19, &desc)
+}
+
+/// The standard image with a PHYS32_RELOC note (descriptor `values`) after its other notes.
+pub fn relocatable(class: ElfClass, values: &[u32]) -> ElfBuilder {
+    let mut b = standard(class);
+    b.segs[0] = note_seg([standard_notes(ENTRY), reloc_note(values)].concat());
+    b
+}
+
 /// The notes of the standard image: a GNU build id, Xen GUEST_OS, the PHYS32 entry, Xen LOADER.
 pub fn standard_notes(entry: u32) -> Vec<u8> {
     let mut v = note(b"GNU\0", 3, &[0x5a; 20]);

@@ -1,5 +1,5 @@
 //! Robustness: thousands of mutated and truncated images (fixed-seed xorshift PRNG) must never
-//! make `parse`, `load` or `write_start_info` panic, overflow (tests build with overflow checks)
+//! make `parse`, `load`, `load_at`, `placement` or `write_start_info` panic, overflow (tests build with overflow checks)
 //! or break the documented guarantees of a `KernelImage`. A fuzz-style test as a plain unit test.
 
 use std::collections::HashSet;
@@ -47,6 +47,8 @@ fn bases() -> Vec<Built> {
         with_sections.build(),
         elf32_sections.build(),
         aligned8.build(),
+        relocatable(ElfClass::Elf64, &[0x1000, 0, 0x1f_ffff]).build(),
+        relocatable(ElfClass::Elf32, &[]).build(),
     ]
 }
 
@@ -130,13 +132,14 @@ fn check_image(k: &KernelImage<'_>, img: &[u8]) {
     assert_eq!(hi, segs.iter().map(|s| s.end()).max().unwrap());
 }
 
-/// After a successful load every segment's bytes are in memory, followed by zeros.
-fn check_loaded(k: &KernelImage<'_>, mem: &[u8], zeros: &[u8]) {
+/// After a successful load at `base` every segment's bytes are in memory (displaced by
+/// `base - extent.0`), followed by zeros.
+fn check_loaded(k: &KernelImage<'_>, mem: &[u8], zeros: &[u8], base: u64) {
     for s in k.segments() {
-        let p = s.paddr as usize;
+        let p = (s.paddr - k.extent().0 + base) as usize;
         let file_end = p + s.data.len();
         assert_eq!(&mem[p..file_end], s.data);
-        let bss_end = (s.paddr + s.memsz) as usize;
+        let bss_end = p + s.memsz as usize;
         assert_eq!(&mem[file_end..bss_end], &zeros[..bss_end - file_end]);
     }
 }
@@ -156,11 +159,27 @@ fn mutated_images_never_panic() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (b as u64 + 1).wrapping_mul(0x1234_5678_9abc_def1));
         for i in 0..ITERATIONS_PER_BASE {
             let img = mutate(&mut rng, base);
+            let (window_start, random_base) = (rng.below(GUEST) as u64, rng.next() & !0xfff);
             let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<(), LoadError> {
                 let k = parse(&img)?;
                 check_image(&k, &img);
+                // Any base: refused cleanly, or loaded.
+                match load_at(&k, mem.as_mut_slice(), random_base) {
+                    Ok(_) => check_loaded(&k, &mem, &zeros, random_base),
+                    Err(LoadError::BadLoadBase { .. } | LoadError::SegmentOutsideGuest { .. }) => {}
+                    Err(e) => panic!("load_at({random_base:#x}): {e}"),
+                }
+                // A base placement picks inside guest memory is accepted, and moves everything.
+                if let Some(at) = placement(&k, window_start, GUEST as u64) {
+                    let loaded = load_at(&k, mem.as_mut_slice(), at).expect("placement's base is accepted");
+                    check_loaded(&k, &mem, &zeros, at);
+                    let (start, end) = k.extent();
+                    let entry = (u64::from(k.entry()) - start + at) as u32;
+                    assert_eq!(loaded, LoadedKernel { entry, extent: (at, end - start + at) });
+                    assert!(at >= window_start && (at == start || k.relocation().is_some()));
+                }
                 let loaded = load(&k, mem.as_mut_slice())?;
-                check_loaded(&k, &mem, &zeros);
+                check_loaded(&k, &mem, &zeros, k.extent().0);
                 assert_eq!(loaded, LoadedKernel { entry: k.entry(), extent: k.extent() });
                 Ok(())
             }));

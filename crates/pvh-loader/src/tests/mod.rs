@@ -5,4 +5,5 @@ mod builder;
 mod fuzz;
 mod load;
 mod parse;
+mod reloc;
 mod start_info;

@@ -1,0 +1,128 @@
+//! What a domain is made of, and the command-line syntax that describes one as a boot
+//! module: `domain [name=NAME] [memory=MiB] [vcpus=N] [weight=W] [cpus=LIST] [cmdline=REST]`
+//! (REST, to the end of the line, is the guest's command line). The hypervisor reads it for
+//! the domains it builds itself and for dom0's own line; the dom0 agent for the domains it
+//! builds. Values are checked for syntax here; ranges are the builder's business.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+
+/// Memory of a domain whose line names none, MiB.
+pub const DEFAULT_MEMORY_MIB: u64 = 64;
+/// Xen credit-scheduler weights: default and range.
+pub const DEFAULT_WEIGHT: u32 = 256;
+pub const MAX_WEIGHT: u32 = 65535;
+
+/// What a domain is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainConfig {
+    pub name: String,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub weight: u32,
+    /// CPUs the domain's vCPUs may run on (bit n = CPU n).
+    pub affinity: u64,
+    pub cmdline: String,
+}
+
+impl Default for DomainConfig {
+    fn default() -> Self {
+        DomainConfig {
+            name: String::new(),
+            memory_mib: DEFAULT_MEMORY_MIB,
+            vcpus: 1,
+            weight: DEFAULT_WEIGHT,
+            affinity: u64::MAX,
+            cmdline: String::new(),
+        }
+    }
+}
+
+/// Parses a CPU list such as `0-3,6` into an affinity mask.
+pub fn parse_cpu_list(list: &str) -> Result<u64, String> {
+    let mut mask = 0u64;
+    for part in list.split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let first: u32 = first.parse().map_err(|_| format!("cpus={list}: {part:?} is not a CPU number or range"))?;
+        let last: u32 = last.parse().map_err(|_| format!("cpus={list}: {part:?} is not a CPU number or range"))?;
+        if first > last || last >= 64 {
+            return Err(format!("cpus={list}: {part:?} is not a range of CPUs 0-63"));
+        }
+        for cpu in first..=last {
+            mask |= 1 << cpu;
+        }
+    }
+    Ok(mask)
+}
+
+/// Parses the options after a module's first word (`domain`, `dom0`) into `config`.
+pub fn parse_options(options: &str, mut config: DomainConfig) -> Result<DomainConfig, String> {
+    let mut rest = options.trim_start();
+    while !rest.is_empty() {
+        if let Some(guest) = rest.strip_prefix("cmdline=") {
+            config.cmdline = guest.to_string();
+            break;
+        }
+        let (word, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+        rest = tail.trim_start();
+        let (key, value) = word.split_once('=').ok_or_else(|| format!("{word:?} is not key=value"))?;
+        let number = |v: &str| v.parse::<u64>().map_err(|_| format!("{key}={v}: not a number"));
+        match key {
+            "name" => config.name = value.to_string(),
+            "memory" => config.memory_mib = number(value)?,
+            "vcpus" => config.vcpus = number(value)?.try_into().map_err(|_| format!("vcpus={value}: too large"))?,
+            "weight" => config.weight = number(value)?.try_into().map_err(|_| format!("weight={value}: too large"))?,
+            "cpus" => config.affinity = parse_cpu_list(value)?,
+            _ => return Err(format!("unknown domain option {key:?}")),
+        }
+    }
+    Ok(config)
+}
+
+/// Parses a `domain ...` module command line.
+pub fn parse_domain_line(line: &str) -> Result<DomainConfig, String> {
+    let rest = line.strip_prefix("domain").ok_or_else(|| "not a domain module".to_string())?;
+    if !(rest.is_empty() || rest.starts_with(' ')) {
+        return Err("not a domain module".to_string());
+    }
+    parse_options(rest, DomainConfig::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_line() {
+        let c = parse_domain_line("domain name=web memory=128 vcpus=2 weight=512 cpus=0,2-3 cmdline=console=hvc0 x=1")
+            .unwrap();
+        assert_eq!(c.name, "web");
+        assert_eq!((c.memory_mib, c.vcpus, c.weight, c.affinity), (128, 2, 512, 0b1101));
+        assert_eq!(c.cmdline, "console=hvc0 x=1");
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(parse_domain_line("domain").unwrap(), DomainConfig::default());
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse_domain_line("domainx").is_err());
+        assert!(parse_domain_line("initrd").is_err());
+        assert!(parse_domain_line("domain memory=lots").unwrap_err().contains("not a number"));
+        assert!(parse_domain_line("domain colour=red").unwrap_err().contains("unknown domain option"));
+        assert!(parse_domain_line("domain vcpus").unwrap_err().contains("not key=value"));
+        assert!(parse_domain_line("domain vcpus=99999999999").unwrap_err().contains("too large"));
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("64").is_err());
+        assert!(parse_cpu_list("a").is_err());
+    }
+}

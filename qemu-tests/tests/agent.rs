@@ -1,0 +1,138 @@
+//! The dom0 agent as domain 0 on AMD-V (SVM + NPT): the hypervisor builds it from the first
+//! boot module (RAM identity-mapped, privileged) and hands it the other modules; the agent
+//! builds those domains through the control interface, relays their consoles, destroys
+//! them when they end and, with `exit-when-idle`, shuts down, which ends the run.
+//!
+//! Judged by the agent's `agent: ...` lines, the guests' own output, and the hypervisor's
+//! `DOMAIN`/`DOMAINS` report (which counts free frames before dom0 and after everything).
+
+use qemu_tests::domain::{self, DomainSpec};
+use qemu_tests::{checks, RunResult, Vm};
+use std::path::Path;
+
+const CMDLINE: &str = "loglvl=info exit-when-idle";
+
+fn guest(name: &str, cmdline: &str) -> DomainSpec {
+    DomainSpec::new(qemu_tests::test_guest()).name(name).cmdline(cmdline).memory_mib(32)
+}
+
+/// The agent's line that starts with `agent: {prefix}` (fails the test if none).
+fn agent_line<'a>(r: &'a RunResult, prefix: &str) -> &'a str {
+    let needle = format!("agent: {prefix}");
+    r.line_where(&format!("`{needle}`"), |l| qemu_tests::domain_log::log_message(l).starts_with(&needle))
+}
+
+/// Every frame came back: the counts before dom0 was built and after everything ended.
+fn no_frame_leaked(r: &RunResult) {
+    let done = r.domains_done();
+    r.check(
+        done.free_frames_before == done.free_frames_after,
+        format!("free frames before {} != after {}", done.free_frames_before, done.free_frames_after),
+    );
+}
+
+#[test]
+fn agent_builds_domains_relays_output_and_exits_when_idle() {
+    let domains = [guest("first", "test=hello"), guest("second", "test=hello").vcpus(2)];
+    let r = Vm::agent_domains("agent_builds", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(180).run();
+    r.assert_success();
+    agent_line(&r, "Ferrovisor dom0 agent");
+    let dom0 = checks::domain_shut_down(&r, "dom0", "poweroff");
+    r.check(dom0.id == 0, format!("dom0 has id {}: {}", dom0.id, dom0.raw));
+    for name in ["first", "second"] {
+        let d = checks::domain_shut_down(&r, name, "poweroff");
+        r.check(d.id != 0, format!("{name} got id 0"));
+        agent_line(&r, &format!("domain {} ({name}) built and started, uuid ", d.id));
+        agent_line(&r, &format!("domain {} ({name}) ended: poweroff; destroying it", d.id));
+        checks::guest_said_hello(&r, d.id);
+    }
+    r.check(checks::domain_shut_down(&r, "second", "poweroff").vcpus == 2, "second should have 2 vCPUs");
+    agent_line(&r, "no domains left; exit-when-idle: shutting down");
+    checks::domains_done(&r, 3, 0);
+    no_frame_leaked(&r);
+}
+
+#[test]
+fn control_interface_refuses_bad_requests_from_dom0() {
+    let dir = qemu_tests::harness::fresh_dir("agent_ctl_checks");
+    let agent = domain::dom0_module(&qemu_tests::dom0_agent(), true);
+    let agent = qemu_tests::iso::Module::new(agent.file, "dom0 cmdline=exit-when-idle ctl-checks");
+    let mut modules = vec![agent];
+    modules.extend(guest("after", "test=hello").modules().expect("test guest exists"));
+    let r = Vm::iso_in("agent_ctl_checks", dir, &qemu_tests::image(), CMDLINE, &modules, false)
+        .smp(2)
+        .timeout_secs(180)
+        .run();
+    r.assert_success();
+    let failed: Vec<&str> = r.lines_with("agent: ctl-check ").filter(|l| !l.trim_end().ends_with("=pass")).collect();
+    r.check(failed.is_empty(), format!("failed checks: {failed:#?}"));
+    let summary = agent_line(&r, "ctl-checks done");
+    r.check(summary.ends_with("failed=0"), format!("summary: {summary}"));
+    let passed: usize = r.lines_with("agent: ctl-check ").filter(|l| l.trim_end().ends_with("=pass")).count();
+    r.check(passed >= 40, format!("only {passed} checks passed"));
+    // The two domains made for the checks were destroyed without ever running.
+    let destroyed: Vec<_> = r.domain_reports().into_iter().filter(|d| d.state == "destroyed").collect();
+    r.check(destroyed.len() == 2, format!("expected 2 destroyed domains, got {destroyed:?}"));
+    checks::domain_shut_down(&r, "after", "poweroff");
+    no_frame_leaked(&r);
+}
+
+/// Writes `bytes` to `dir/name` and returns the path.
+fn file(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    path
+}
+
+#[test]
+fn builder_failures_destroy_the_half_built_domain() {
+    let dir = qemu_tests::harness::fresh_dir("agent_builder_failures");
+    let test_guest = std::fs::read(qemu_tests::test_guest()).expect("reading the test guest");
+    // Not a kernel at all.
+    let garbage = file(&dir, "garbage", &[0x5a; 64 * 1024]);
+    // An ELF without the PVH note: the test guest with the note's type byte changed.
+    let mut no_note = test_guest.clone();
+    let header = [4, 0, 0, 0, 4, 0, 0, 0, 18, 0, 0, 0, b'X', b'e', b'n', 0];
+    let note = no_note.windows(header.len()).position(|w| w == header).expect("the test guest has a PVH entry note");
+    no_note[note + 8] = 0x7e; // XEN_ELFNOTE_PHYS32_ENTRY (18) -> an unknown note type
+    let no_note = file(&dir, "no-pvh-note", &no_note);
+    // An initrd that does not fit in the domain's RAM (found after the domain exists).
+    let big_initrd = file(&dir, "big-initrd", &vec![0xa5; 6 << 20]);
+    let domains = [
+        DomainSpec::new(&garbage).name("garbage"),
+        DomainSpec::new(&no_note).name("nonote"),
+        guest("toosmall", "test=hello").memory_mib(4).initrd(&big_initrd),
+        guest("good", "test=hello"),
+    ];
+    let r = Vm::agent_domains("agent_builder_failures_run", &qemu_tests::image(), CMDLINE, &domains)
+        .smp(2)
+        .timeout_secs(180)
+        .run();
+    r.assert_success();
+    agent_line(&r, "domain \"garbage\" not built: kernel file: ");
+    agent_line(&r, "domain \"nonote\" not built: kernel image: ");
+    let line = agent_line(&r, "domain \"toosmall\" not built: kernel image: ");
+    r.check(line.contains("RAM ends at"), format!("toosmall: {line}"));
+    // The domain that failed after creation was destroyed, never ran, and freed its memory.
+    let toosmall = r.domain_named("toosmall");
+    r.check(toosmall.state == "destroyed", format!("toosmall: {}", toosmall.raw));
+    checks::domain_shut_down(&r, "good", "poweroff");
+    checks::domains_done(&r, 3, 0);
+    no_frame_leaked(&r);
+}
+
+#[test]
+fn destroying_and_recreating_a_domain_100_times_returns_all_memory() {
+    let dir = qemu_tests::harness::fresh_dir("agent_rebuild");
+    let mut modules =
+        vec![qemu_tests::iso::Module::new(qemu_tests::dom0_agent(), "dom0 cmdline=exit-when-idle rebuild=100")];
+    modules.extend(guest("again", "test=hello").memory_mib(8).modules().expect("test guest exists"));
+    let r =
+        Vm::iso_in("agent_rebuild", dir, &qemu_tests::image(), CMDLINE, &modules, false).smp(2).timeout_secs(300).run();
+    r.assert_success();
+    let runs: Vec<_> = r.domain_reports().into_iter().filter(|d| d.name == "again").collect();
+    r.check(runs.len() == 100, format!("expected 100 runs of `again`, got {}", runs.len()));
+    r.check(runs.iter().all(|d| d.shut_down_with("poweroff")), "every run should power off");
+    checks::domains_done(&r, 101, 0);
+    no_frame_leaked(&r);
+}
