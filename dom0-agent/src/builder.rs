@@ -2,18 +2,19 @@
 //! gzip/xz/zstd payload is one), an optional initrd and a command line, the way Xen's
 //! toolstack does for PVH: create it paused through the control interface, write the kernel,
 //! modules and `hvm_start_info` into its RAM through foreign mappings, allocate its console
-//! (and, later, xenstore) event channel, publish the rings in its HVM parameters, give
-//! vCPU 0 the PVH entry state and unpause it. If any step fails the half-built domain is
+//! and xenstore event channels, publish the rings in its HVM parameters, give vCPU 0 the
+//! PVH entry state, write its store entries and introduce it to xenstored, and unpause it. If any step fails the half-built domain is
 //! destroyed: nothing stays allocated.
 
 use crate::foreign::{DomainMemory, PAGE};
 use crate::hypercall::{self, Errno};
+use crate::xenstored::{NewDomain, Xenstored};
 use alloc::format;
 use alloc::string::String;
 use domain_config::DomainConfig;
 use pvh_loader::{BootData, MemmapEntry, ModuleData, DOMAIN_MEMMAP_MAX_ENTRIES};
 use xen_abi::ctl::*;
-use xen_abi::hvm::{HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN};
+use xen_abi::hvm::{HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN};
 use xen_abi::vcpu::{VcpuHvmContext, VcpuHvmCpuRegs, VcpuHvmX86_32, VCPU_HVM_MODE_32B};
 use xen_abi::DomId;
 
@@ -131,8 +132,13 @@ pub fn pvh_entry_context(entry: u32, start_info: u32) -> VcpuHvmContext {
     VcpuHvmContext { mode: VCPU_HVM_MODE_32B, pad: 0, cpu_regs: VcpuHvmCpuRegs { raw } }
 }
 
-/// Builds and starts a domain.
-pub fn build(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Result<Built, BuildError> {
+/// Builds and starts a domain; its store entries go into `xenstored`.
+pub fn build(
+    config: &DomainConfig,
+    kernel: &[u8],
+    initrd: Option<&[u8]>,
+    xenstored: &mut Xenstored,
+) -> Result<Built, BuildError> {
     let elf = kernel_image::unpack(kernel, MAX_KERNEL_BYTES).map_err(BuildError::Kernel)?;
     let image = pvh_loader::parse(&elf).map_err(BuildError::Image)?;
     let handle = crate::uuid::new_v4();
@@ -170,6 +176,12 @@ pub fn build(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Res
     hypercall::set_hvm_param(domid, HVM_PARAM_CONSOLE_EVTCHN, u64::from(console_port))
         .map_err(hc("setting the console channel"))?;
 
+    let store_gfn = ram_end / PAGE + SPECIAL_PAGE_XENSTORE;
+    let store_port = hypercall::alloc_unbound(domid, 0).map_err(hc("allocating the xenstore channel"))?;
+    hypercall::set_hvm_param(domid, HVM_PARAM_STORE_PFN, store_gfn).map_err(hc("setting the xenstore ring"))?;
+    hypercall::set_hvm_param(domid, HVM_PARAM_STORE_EVTCHN, u64::from(store_port))
+        .map_err(hc("setting the xenstore channel"))?;
+
     let start_info = u32::try_from(start_info)
         .map_err(|_| BuildError::Config(format!("start info at {start_info:#x} is above 4 GiB")))?;
     let context = pvh_entry_context(loaded.entry, start_info);
@@ -179,8 +191,28 @@ pub fn build(config: &DomainConfig, kernel: &[u8], initrd: Option<&[u8]>) -> Res
         .write_to(&mut op.u)
         .expect("payload fits");
     hypercall::domctl(&mut op).map_err(hc("setvcpucontext"))?;
+
+    let uuid = crate::uuid::to_string(&handle);
+    let entries = NewDomain {
+        domid,
+        name: &config.name,
+        uuid: &uuid,
+        memory_kib: config.memory_mib * 1024,
+        vcpus: config.vcpus,
+        store_gfn,
+        store_port,
+        console_gfn,
+        console_port,
+    };
+    if let Err(e) = xenstored.add_domain(&entries) {
+        xenstored.remove_domain(domid);
+        return Err(BuildError::Config(format!("xenstore: {e}")));
+    }
     let mut op = Domctl { cmd: DOMCTL_UNPAUSEDOMAIN, domain: domid, ..Domctl::default() };
-    hypercall::domctl(&mut op).map_err(hc("unpausedomain"))?;
+    if let Err(e) = hypercall::domctl(&mut op) {
+        xenstored.remove_domain(domid);
+        return Err(BuildError::Hypercall("unpausedomain", e));
+    }
     guard.keep();
     Ok(Built { domid, name: config.name.clone(), uuid: handle, console_gfn, console_port })
 }

@@ -5,7 +5,7 @@
 //! modules describe (`domain ...` lines, each optionally followed by an `initrd` module;
 //! the syntax of the `domain-config` crate) through the control interface, serves their
 //! console rings (output logged as `(dN) text` on the hypervisor console, which dom0
-//! owns), notices when they end (`VIRQ_DOM_EXC`) and destroys them. Its command line
+//! owns) and their xenstore ([`xenstored`]), notices when they end (`VIRQ_DOM_EXC`) and destroys them. Its command line
 //! ([`services::Options`]): `exit-when-idle` shuts it down once every domain has ended,
 //! which ends the run; `rebuild=N` builds each boot-time domain N times in turn (each
 //! after the previous one ended and was destroyed); `ctl-checks` first runs the control
@@ -29,6 +29,7 @@ mod hypercall;
 mod log;
 mod services;
 mod uuid;
+mod xenstored;
 
 use alloc::string::String;
 use alloc::vec::Vec;

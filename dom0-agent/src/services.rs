@@ -1,11 +1,12 @@
 //! The agent's main loop: builds the boot-time domains, then serves their consoles and
-//! watches for their end. It sleeps in `SCHEDOP_poll` on its event channels (every
+//! xenstore rings and watches for their end. It sleeps in `SCHEDOP_poll` on its event channels (every
 //! domain's console channel and `VIRQ_DOM_EXC`), so an idle host costs no CPU.
 
 use crate::builder::{self, Built};
 use crate::foreign::{self, SharedRing, PAGE};
 use crate::hypercall;
 use crate::log::info;
+use crate::xenstored::Xenstored;
 use crate::BootModule;
 use alloc::format;
 use alloc::string::String;
@@ -164,10 +165,10 @@ impl Events {
 }
 
 /// Builds `plan` and serves it; logs and returns `None` if that fails.
-fn start(plans: &[Plan<'_>], index: usize, rebuilds_left: u32) -> Option<Served> {
+fn start(plans: &[Plan<'_>], index: usize, rebuilds_left: u32, xenstored: &mut Xenstored) -> Option<Served> {
     let plan = &plans[index];
     let name = &plan.config.name;
-    match builder::build(&plan.config, plan.kernel, plan.initrd) {
+    match builder::build(&plan.config, plan.kernel, plan.initrd, xenstored) {
         Ok(built) => {
             let domid = built.domid;
             info!("domain {domid} ({name}) built and started, uuid {}", crate::uuid::to_string(&built.uuid));
@@ -175,6 +176,7 @@ fn start(plans: &[Plan<'_>], index: usize, rebuilds_left: u32) -> Option<Served>
                 Ok(s) => Some(s),
                 Err(e) => {
                     info!("domain {domid} ({name}): cannot serve its console ({e}); destroying it");
+                    xenstored.remove_domain(domid);
                     let _ = builder::destroy(domid);
                     None
                 }
@@ -200,11 +202,17 @@ pub fn run(modules: Vec<BootModule>, ram_end: u64, options: &Options) -> ! {
         crate::checks::run();
     }
 
+    let mut xenstored = Xenstored::new();
     let plans = plans(&modules);
-    let mut served: Vec<Served> = (0..plans.len()).filter_map(|i| start(&plans, i, options.rebuild - 1)).collect();
+    let mut served: Vec<Served> =
+        (0..plans.len()).filter_map(|i| start(&plans, i, options.rebuild - 1, &mut xenstored)).collect();
 
     loop {
         events.clear(dom_exc);
+        for port in xenstored.ports() {
+            events.clear(port);
+        }
+        xenstored.service();
         for s in served.iter_mut() {
             events.clear(s.local_port);
             drain_console(s);
@@ -220,6 +228,7 @@ pub fn run(modules: Vec<BootModule>, ram_end: u64, options: &Options) -> ! {
                     crate::log::line(format_args!("(d{}) {}", s.domid, String::from_utf8_lossy(line)))
                 });
                 info!("domain {} ({}) ended: {}; destroying it", s.domid, s.name, info.map_or("gone", end_reason));
+                xenstored.remove_domain(s.domid);
                 if let Err(e) = builder::destroy(s.domid) {
                     info!("destroying domain {} failed: {e}", s.domid);
                 }
@@ -229,12 +238,12 @@ pub fn run(modules: Vec<BootModule>, ram_end: u64, options: &Options) -> ! {
             }
             !ended
         });
-        served.extend(again.into_iter().filter_map(|(plan, left)| start(&plans, plan, left)));
+        served.extend(again.into_iter().filter_map(|(plan, left)| start(&plans, plan, left, &mut xenstored)));
         if options.exit_when_idle && served.is_empty() {
             info!("no domains left; exit-when-idle: shutting down");
             hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
         }
-        let mut ports: Vec<u32> = served.iter().map(|s| s.local_port).collect();
+        let mut ports: Vec<u32> = served.iter().map(|s| s.local_port).chain(xenstored.ports()).collect();
         ports.push(dom_exc);
         if let Err(e) = hypercall::poll(&ports, 0) {
             info!("poll failed: {e}");

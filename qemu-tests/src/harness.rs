@@ -114,6 +114,11 @@ impl Vm {
     /// domains; it ends the run once they have all ended.
     pub fn agent_domains(name: &str, image: &Path, cmdline: &str, domains: &[DomainSpec]) -> Vm {
         let dir = fresh_dir(name);
+        Vm::agent_domains_in(name, dir, image, cmdline, domains)
+    }
+
+    /// Like [`Vm::agent_domains`] with a directory that [`fresh_dir`] already made.
+    pub fn agent_domains_in(name: &str, dir: PathBuf, image: &Path, cmdline: &str, domains: &[DomainSpec]) -> Vm {
         let mut modules = vec![domain::dom0_module(&crate::dom0_agent(), true)];
         modules.extend(domain::modules_for(domains).unwrap_or_else(|e| panic!("[{name}] {e}")));
         let listing: String = modules.iter().map(|m| format!("{} {}\n", m.file.display(), m.cmdline)).collect();

@@ -11,7 +11,7 @@
 //! boot or from the `(dN) ` console lines of a domain.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::image;
@@ -51,6 +51,16 @@ fn from_env(var: &str, what: &str) -> PathBuf {
 /// The ELF vmlinux (`FERROVISOR_LINUX_VMLINUX`); panics saying why it is missing.
 pub fn vmlinux() -> PathBuf {
     from_env(ENV_LINUX_VMLINUX, "Debian Linux kernel")
+}
+
+/// Debian's bzImage of the same kernel (`vmlinuz-RELEASE`), which `cargo xtask linux` keeps
+/// beside the vmlinux (in `kernel/boot/`); panics saying why it is missing.
+pub fn vmlinuz() -> PathBuf {
+    let vmlinux = vmlinux();
+    let name = vmlinux.file_name().and_then(|n| n.to_str()).unwrap_or_default().replacen("vmlinux-", "vmlinuz-", 1);
+    let path = vmlinux.parent().unwrap_or(Path::new(".")).join("kernel").join("boot").join(name);
+    assert!(path.is_file(), "{} does not exist (run `cargo xtask linux --refresh`)", path.display());
+    path
 }
 
 /// Debian's static busybox (`FERROVISOR_BUSYBOX`); panics saying why it is missing.

@@ -9,6 +9,9 @@
 //!   the hvc console; it must print its markers, see 2 CPUs and the `xen` clocksource, and
 //!   power off (DOMAIN `state=shutdown reason=poweroff`).
 //!
+//! - `linux_pvh_domu_built_by_the_agent_from_vmlinuz`: the same, built by the dom0 agent
+//!   from Debian's bzImage, its console and xenstore served by the agent.
+//!
 //! `cargo xtask test` fetches the kernel and busybox first (`cargo xtask linux`) and passes
 //! them in `FERROVISOR_LINUX_VMLINUX` and `FERROVISOR_BUSYBOX`; without them these tests fail.
 //! Run only the domU test:
@@ -78,17 +81,34 @@ fn linux_baseline_boots_under_plain_qemu() {
     eprintln!("baseline: {report:?} in {:.1} s", r.elapsed.as_secs_f64());
 }
 
+/// Who builds the Linux domain.
+#[derive(Clone, Copy)]
+enum Builder {
+    /// The hypervisor, from the ELF vmlinux (it serves the console ring itself).
+    Hypervisor,
+    /// The dom0 agent, from Debian's bzImage (it unpacks the xz payload and serves the
+    /// console ring: the hypervisor serves none for domains it did not build).
+    Agent,
+}
+
 /// Boots the kernel as a 2-vCPU, 512 MiB PVH domU on `host_cpus` CPUs and checks what every
 /// such run must show: the markers, 2 CPUs and the xen clocksource on the domain's console,
 /// and a poweroff. Returns the run and the domain's report for the caller's own checks.
-fn boot_domu(name: &str, host_cpus: u32) -> (RunResult, DomainReport, LinuxReport) {
-    let vmlinux = linux::vmlinux();
-    eprintln!("kernel: {} ({})", vmlinux.display(), linux::version().unwrap_or_default());
+fn boot_domu(name: &str, host_cpus: u32, builder: Builder) -> (RunResult, DomainReport, LinuxReport) {
+    let kernel = match builder {
+        Builder::Hypervisor => linux::vmlinux(),
+        Builder::Agent => linux::vmlinuz(),
+    };
+    eprintln!("kernel: {} ({})", kernel.display(), linux::version().unwrap_or_default());
     let dir = fresh_dir(name);
     let initrd = initramfs_in(&dir);
     let domains =
-        [DomainSpec::new(&vmlinux).name("linux").initrd(&initrd).memory_mib(512).vcpus(2).cmdline(DOMU_CMDLINE)];
-    let r = Vm::domains_in(name, dir, &qemu_tests::image(), CMDLINE, &domains)
+        [DomainSpec::new(&kernel).name("linux").initrd(&initrd).memory_mib(512).vcpus(2).cmdline(DOMU_CMDLINE)];
+    let vm = match builder {
+        Builder::Hypervisor => Vm::domains_in(name, dir, &qemu_tests::image(), CMDLINE, &domains),
+        Builder::Agent => Vm::agent_domains_in(name, dir, &qemu_tests::image(), CMDLINE, &domains),
+    };
+    let r = vm
         .smp(host_cpus)
         .memory("2G")
         // About 11 s here under TCG (GRUB loading the 64 MiB kernel module: ~6 s); Linux prints
@@ -106,7 +126,7 @@ fn boot_domu(name: &str, host_cpus: u32) -> (RunResult, DomainReport, LinuxRepor
 
 #[test]
 fn linux_pvh_domu_boots_on_two_vcpus() {
-    let (r, d, report) = boot_domu("linux_domu", 2);
+    let (r, d, report) = boot_domu("linux_domu", 2, Builder::Hypervisor);
     r.check(d.vcpus == 2, format!("vcpus={}, expected 2: {}", d.vcpus, d.raw));
     r.check(d.memory_kib == 512 * 1024, format!("memory_kib={}, expected 524288: {}", d.memory_kib, d.raw));
     r.assert_success();
@@ -114,11 +134,35 @@ fn linux_pvh_domu_boots_on_two_vcpus() {
     eprintln!("domU: {report:?} in {:.1} s", r.elapsed.as_secs_f64());
 }
 
+/// The dom0 agent builds Linux from Debian's bzImage (xz payload unpacked in the agent),
+/// relays its hvc0 console and serves its xenstore (xenbus connects and writes its
+/// features); the run ends when the agent, seeing the domain gone, shuts down.
+#[test]
+fn linux_pvh_domu_built_by_the_agent_from_vmlinuz() {
+    let (r, d, report) = boot_domu("linux_domu_agent", 2, Builder::Agent);
+    r.check(d.vcpus == 2, format!("vcpus={}, expected 2: {}", d.vcpus, d.raw));
+    r.line_where("the agent building the domain", |l| {
+        l.contains(&format!("agent: domain {} (linux) built and started", d.id))
+    });
+    // Linux's xenbus came up on the agent's xenstored and wrote its shutdown features.
+    r.line_where("Linux writing control/feature-poweroff into the agent's xenstore", |l| {
+        l.contains(&format!("agent: xenstored: /local/domain/{}/control/feature-poweroff = 1", d.id))
+    });
+    r.line_where("the agent destroying the ended domain", |l| {
+        l.contains(&format!("agent: domain {} (linux) ended: poweroff; destroying it", d.id))
+    });
+    r.assert_success();
+    checks::domains_done(&r, 2, 0);
+    let done = r.domains_done();
+    r.check(done.free_frames_before == done.free_frames_after, format!("frames leaked: {done:?}"));
+    eprintln!("domU built by the agent: {report:?} in {:.1} s", r.elapsed.as_secs_f64());
+}
+
 /// More vCPUs than host CPUs: both of Linux's vCPUs share the one CPU through the scheduler
 /// (bring-up through INIT/SIPI, IPIs over event channels, idle HLT on both).
 #[test]
 fn linux_two_vcpus_on_one_host_cpu() {
-    let (r, d, _) = boot_domu("linux_domu_1cpu", 1);
+    let (r, d, _) = boot_domu("linux_domu_1cpu", 1, Builder::Hypervisor);
     r.check(d.cpus_used == 0b1, format!("cpus_used={:#x}, expected only CPU 0: {}", d.cpus_used, d.raw));
     r.assert_success();
     checks::domains_done(&r, 1, 0);

@@ -64,12 +64,12 @@ fn header_len(data: &[u8]) -> Result<usize, Error> {
     Ok(pos)
 }
 
-pub(crate) fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
+pub(crate) fn decompress(data: &[u8], limit: usize, size_hint: usize) -> Result<Vec<u8>, Error> {
     let start = header_len(data)?;
     let mut input = &data[start..];
     let mut state = InflateState::new_boxed(DataFormat::Raw);
     let mut buf = scratch(CHUNK)?;
-    let mut sink = Sink::new(limit);
+    let mut sink = Sink::new(limit, size_hint);
     let mut crc = Crc32::new();
     loop {
         let r = inflate(&mut state, input, &mut buf, MZFlush::None);

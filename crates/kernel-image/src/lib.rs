@@ -319,10 +319,20 @@ pub fn parse_bzimage(image: &[u8]) -> Result<BzImage<'_>, Error> {
 /// ignored, such as the decompressed size Linux appends), producing at most
 /// `max_output_bytes` bytes.
 pub fn decompress(compression: Compression, data: &[u8], max_output_bytes: usize) -> Result<Vec<u8>, Error> {
+    decompress_with_hint(compression, data, max_output_bytes, 0)
+}
+
+/// [`decompress`] expecting about `size_hint` output bytes (0: unknown), reserved up front.
+pub fn decompress_with_hint(
+    compression: Compression,
+    data: &[u8],
+    max_output_bytes: usize,
+    size_hint: usize,
+) -> Result<Vec<u8>, Error> {
     match compression {
-        Compression::Gzip => gzip::decompress(data, max_output_bytes),
-        Compression::Xz => xz::decompress(data, max_output_bytes),
-        Compression::Zstd => zstd::decompress(data, max_output_bytes),
+        Compression::Gzip => gzip::decompress(data, max_output_bytes, size_hint),
+        Compression::Xz => xz::decompress(data, max_output_bytes, size_hint),
+        Compression::Zstd => zstd::decompress(data, max_output_bytes, size_hint),
         other => Err(Error::UnsupportedCompression(other)),
     }
 }
@@ -339,7 +349,15 @@ pub fn unpack(image: &[u8], max_output_bytes: usize) -> Result<Cow<'_, [u8]>, Er
     }
     let bz = parse_bzimage(image)?;
     let compression = bz.compression.ok_or(Error::UnknownCompression { magic: magic4(bz.payload) })?;
-    let elf = decompress(compression, bz.payload, max_output_bytes)?;
+    // Linux appends the decompressed size to every payload (`size_append` in
+    // arch/x86/boot/compressed/Makefile): a hint only, the stream decides.
+    let hint = bz
+        .payload
+        .len()
+        .checked_sub(4)
+        .and_then(|at| bz.payload.get(at..))
+        .map_or(0, |tail| u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize);
+    let elf = decompress_with_hint(compression, bz.payload, max_output_bytes, hint)?;
     if !elf.starts_with(&ELF_MAGIC) {
         return Err(Error::NotElf { magic: magic4(&elf) });
     }

@@ -15,8 +15,14 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    pub(crate) fn new(limit: usize) -> Self {
-        Sink { out: Vec::new(), limit }
+    /// A sink expecting about `size_hint` bytes (0: unknown). The hint, capped at the limit,
+    /// is reserved at once, so a correct one means one allocation of the right size instead
+    /// of doubling (which needs three times the output while the last copy is made); if it
+    /// cannot be had, the sink grows as needed.
+    pub(crate) fn new(limit: usize, size_hint: usize) -> Self {
+        let mut out = Vec::new();
+        let _ = out.try_reserve_exact(size_hint.min(limit));
+        Sink { out, limit }
     }
 
     /// Appends `data`, or fails if the total would exceed the limit.

@@ -184,7 +184,7 @@ fn drain(mut r: impl Read, sink: &mut Sink, buf: &mut [u8]) -> Result<(), Error>
     }
 }
 
-pub(crate) fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
+pub(crate) fn decompress(data: &[u8], limit: usize, size_hint: usize) -> Result<Vec<u8>, Error> {
     let mut c = Cursor { data, pos: 0 };
     if c.take(6, "truncated stream header")? != HEADER_MAGIC {
         return Err(corrupt("bad stream header magic"));
@@ -202,7 +202,7 @@ pub(crate) fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
         return Err(Error::UnsupportedXzCheck { id: check });
     }
 
-    let mut sink = Sink::new(limit);
+    let mut sink = Sink::new(limit, size_hint);
     let mut buf = scratch(CHUNK)?;
     // (unpadded size, uncompressed size) of each block, to compare with the index.
     let mut records: Vec<(u64, u64)> = Vec::new();

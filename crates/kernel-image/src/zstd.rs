@@ -17,7 +17,7 @@ fn corrupt(reason: &'static str) -> Error {
     Error::CorruptStream { format: Compression::Zstd, reason }
 }
 
-pub(crate) fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
+pub(crate) fn decompress(data: &[u8], limit: usize, size_hint: usize) -> Result<Vec<u8>, Error> {
     if !data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         return Err(corrupt("bad frame magic (expected 28 b5 2f fd)"));
     }
@@ -37,7 +37,7 @@ pub(crate) fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
         return Err(Error::OutputTooLarge { limit });
     }
     let mut buf = scratch(CHUNK)?;
-    let mut sink = Sink::new(limit);
+    let mut sink = Sink::new(limit, size_hint);
     loop {
         let n = dec.read(&mut buf).map_err(|e| {
             corrupt(if e.kind() == ErrorKind::UnexpectedEof { "frame ends early" } else { "invalid block data" })

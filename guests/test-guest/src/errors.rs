@@ -175,6 +175,7 @@ pub fn run(boot: &BootInfo, peer: Option<Peer>) -> ! {
     hvm_op(&mut c, &x);
     vcpu_op(&mut c);
     vm_assist_and_others(&mut c);
+    control_interface(&mut c, &x);
     still_healthy(&mut c, &x);
 
     if let Some(local) = partner_local {
@@ -1174,6 +1175,44 @@ fn vm_assist_and_others(c: &mut Checks) {
     ] {
         c.rc(format_args!("hypercall{nr}"), hc(nr, 0, 0, 0), -ENOSYS);
     }
+}
+
+/// Ferrovisor's control interface (domctl/sysctl) is domain 0's: a domU's call is read
+/// (-EFAULT) and its version checked (-EACCES) first, as Xen does, then refused (-EPERM),
+/// whatever it asks; so is mapping another domain's memory (the partner's, or our own).
+fn control_interface(c: &mut Checks, x: &Ctx) {
+    use xen_abi::ctl::*;
+    for (name, nr) in [("domctl", HYPERVISOR_DOMCTL), ("sysctl", HYPERVISOR_SYSCTL)] {
+        c.rc(format_args!("{name}_bad_pointer"), hc(nr, UNMAPPED, 0, 0), -EFAULT);
+        let mut op = Domctl { cmd: DOMCTL_GETDOMAININFO, interface_version: 0x15, ..Domctl::default() }.to_bytes();
+        c.rc(format_args!("{name}_wrong_interface_version"), hc(nr, ptr(&mut op), 0, 0), -EACCES);
+    }
+    for (name, cmd) in [
+        ("createdomain", DOMCTL_CREATEDOMAIN),
+        ("destroydomain", DOMCTL_DESTROYDOMAIN),
+        ("pausedomain", DOMCTL_PAUSEDOMAIN),
+        ("getdomaininfo", DOMCTL_GETDOMAININFO),
+        ("setvcpucontext", DOMCTL_SETVCPUCONTEXT),
+    ] {
+        let mut op =
+            Domctl { cmd, interface_version: CTL_INTERFACE_VERSION, domain: 0, ..Domctl::default() }.to_bytes();
+        c.rc(format_args!("domctl_{name}_not_privileged"), hc(HYPERVISOR_DOMCTL, ptr(&mut op), 0, 0), -EPERM);
+    }
+    for (name, cmd) in [("physinfo", SYSCTL_PHYSINFO), ("getdomaininfolist", SYSCTL_GETDOMAININFOLIST)] {
+        let mut op = Sysctl { cmd, interface_version: CTL_INTERFACE_VERSION, ..Sysctl::default() }.to_bytes();
+        c.rc(format_args!("sysctl_{name}_not_privileged"), hc(HYPERVISOR_SYSCTL, ptr(&mut op), 0, 0), -EPERM);
+    }
+    let (mut idx, mut gpfn, mut err) = (0u64, 0x8_0000u64, 0i32);
+    let mut batch = XenAddToPhysmapBatch {
+        domid: DOMID_SELF,
+        space: XENMAPSPACE_GMFN_FOREIGN as u16,
+        size: 1,
+        foreign_domid: x.peer.unwrap_or(x.me),
+        idxs: ptr(&mut idx),
+        gpfns: ptr(&mut gpfn),
+        errs: ptr(&mut err),
+    };
+    c.rc("map_foreign_not_privileged", memory(XENMEM_ADD_TO_PHYSMAP_BATCH, &mut batch), -EPERM);
 }
 
 /// After all of that the guest still works: its console, an event through its upcall, its
