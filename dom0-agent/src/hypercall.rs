@@ -7,7 +7,7 @@
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
-use xen_abi::console::CONSOLEIO_WRITE;
+use xen_abi::console::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 use xen_abi::ctl::{Domctl, Sysctl, CTL_INTERFACE_VERSION};
 use xen_abi::event_channel::{
     EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnSend, EVTCHNOP_ALLOC_UNBOUND,
@@ -78,6 +78,12 @@ pub fn console_write(bytes: &[u8]) {
     for chunk in bytes.chunks(1024) {
         raw(HYPERVISOR_CONSOLE_IO, CONSOLEIO_WRITE, chunk.len() as u64, chunk.as_ptr() as u64);
     }
+}
+
+/// Takes up to `buf.len()` bytes typed on the hypervisor console; returns how many.
+pub fn console_read(buf: &mut [u8]) -> Result<usize, Errno> {
+    let n = check(raw(HYPERVISOR_CONSOLE_IO, CONSOLEIO_READ, buf.len() as u64, buf.as_mut_ptr() as u64))?;
+    Ok(n as usize)
 }
 
 /// A `domctl` (the interface version is filled in); the hypervisor writes results back.

@@ -109,6 +109,40 @@ fn drain_console(served: &mut Served) {
     }
 }
 
+/// Console input: what is typed on the hypervisor console goes to the console of the
+/// domain built last that still runs (as `xl console` would attach to it).
+#[derive(Default)]
+struct ConsoleInput {
+    /// Bytes read from the hypervisor but not yet taken by the guest's ring.
+    pending: Vec<u8>,
+}
+
+impl ConsoleInput {
+    /// Moves typed bytes into `target`'s console ring, as far as it has room.
+    fn forward(&mut self, target: Option<&mut Served>) {
+        let Some(target) = target else { return };
+        let mut buf = [0u8; 128];
+        while self.pending.len() < 4096 {
+            match hypercall::console_read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    info!("reading console input failed: {e}");
+                    break;
+                }
+            }
+        }
+        if self.pending.is_empty() {
+            return;
+        }
+        let taken = target.console.write_input(&target.ring, &self.pending);
+        self.pending.drain(..taken);
+        if target.console.take_notify() {
+            let _ = hypercall::send(target.local_port);
+        }
+    }
+}
+
 /// The state of every domain, from `getdomaininfolist`.
 fn domain_infos() -> Vec<DomctlGetDomainInfo> {
     let mut buffer = [DomctlGetDomainInfo::default(); 64];
@@ -198,6 +232,8 @@ pub fn run(modules: Vec<BootModule>, ram_end: u64, options: &Options) -> ! {
     let events = Events { shared_info: shared_info_gfn * PAGE };
     foreign::init(shared_info_gfn + 1, WINDOW_PAGES);
     let dom_exc = hypercall::bind_virq(xen_abi::xen::VIRQ_DOM_EXC).expect("binding VIRQ_DOM_EXC");
+    let console_virq = hypercall::bind_virq(xen_abi::xen::VIRQ_CONSOLE).expect("binding VIRQ_CONSOLE");
+    let mut input = ConsoleInput::default();
     if options.ctl_checks {
         crate::checks::run();
     }
@@ -209,6 +245,7 @@ pub fn run(modules: Vec<BootModule>, ram_end: u64, options: &Options) -> ! {
 
     loop {
         events.clear(dom_exc);
+        events.clear(console_virq);
         for port in xenstored.ports() {
             events.clear(port);
         }
@@ -239,12 +276,14 @@ pub fn run(modules: Vec<BootModule>, ram_end: u64, options: &Options) -> ! {
             !ended
         });
         served.extend(again.into_iter().filter_map(|(plan, left)| start(&plans, plan, left, &mut xenstored)));
+        input.forward(served.last_mut());
         if options.exit_when_idle && served.is_empty() {
             info!("no domains left; exit-when-idle: shutting down");
             hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
         }
         let mut ports: Vec<u32> = served.iter().map(|s| s.local_port).chain(xenstored.ports()).collect();
         ports.push(dom_exc);
+        ports.push(console_virq);
         if let Err(e) = hypercall::poll(&ports, 0) {
             info!("poll failed: {e}");
         }

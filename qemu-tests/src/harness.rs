@@ -64,6 +64,8 @@ pub struct Vm {
     config: QemuConfig,
     timeout: Duration,
     stall: Option<Duration>,
+    /// Text typed on the serial console once the log shows a trigger: (trigger, text).
+    serial_input: Option<(String, String)>,
 }
 
 impl Vm {
@@ -132,7 +134,15 @@ impl Vm {
         config.smp = 1;
         config.accel = crate::accel();
         config.console = Console::Captured;
-        Vm { name: name.to_owned(), dir, config, timeout: Duration::from_secs(60), stall: None }
+        Vm { name: name.to_owned(), dir, config, timeout: Duration::from_secs(60), stall: None, serial_input: None }
+    }
+
+    /// Types `text` on the serial console (QEMU's stdin) as soon as the serial log contains
+    /// `trigger`: like a user answering a prompt, and nothing earlier (firmware and boot
+    /// loader would read keys typed before they are done).
+    pub fn serial_input_after(mut self, trigger: &str, text: &str) -> Vm {
+        self.serial_input = Some((trigger.to_owned(), text.to_owned()));
+        self
     }
 
     /// The run's directory.
@@ -215,14 +225,17 @@ impl Vm {
 
         eprintln!("[{}] {command_line}", self.name);
         let start = Instant::now();
-        let child =
-            self.config.command().stdin(Stdio::null()).stdout(serial).stderr(stderr).spawn().unwrap_or_else(|e| {
-                panic!(
-                    "[{}] cannot start {:?}: {e} (Debian package `qemu-system-x86`; `cargo xtask test` installs it)",
-                    self.name, self.config.qemu
-                )
-            });
+        let stdin = if self.serial_input.is_some() { Stdio::piped() } else { Stdio::null() };
+        let child = self.config.command().stdin(stdin).stdout(serial).stderr(stderr).spawn().unwrap_or_else(|e| {
+            panic!(
+                "[{}] cannot start {:?}: {e} (Debian package `qemu-system-x86`; `cargo xtask test` installs it)",
+                self.name, self.config.qemu
+            )
+        });
         let mut guard = KillOnDrop(child);
+        let mut typing = self.serial_input.clone();
+        // Kept open until QEMU ends: it would take the end of input as a hang-up.
+        let mut stdin = guard.0.stdin.take();
         let (mut serial_len, mut grew_at) = (0u64, Instant::now());
         let outcome = loop {
             match guard.0.try_wait() {
@@ -239,6 +252,17 @@ impl Vm {
                 }
                 Ok(None) => {
                     thread::sleep(Duration::from_millis(25));
+                    if let Some((trigger, text)) = &typing {
+                        let log = fs::read(&serial_path).unwrap_or_default();
+                        if log.windows(trigger.len().max(1)).any(|w| w == trigger.as_bytes()) {
+                            use std::io::Write;
+                            if let Some(pipe) = stdin.as_mut() {
+                                pipe.write_all(text.as_bytes())
+                                    .unwrap_or_else(|e| panic!("[{}] typing on the console: {e}", self.name));
+                            }
+                            typing = None;
+                        }
+                    }
                     if stall.is_some() {
                         let len = fs::metadata(&serial_path).map_or(0, |m| m.len());
                         if len != serial_len {

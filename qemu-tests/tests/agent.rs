@@ -136,3 +136,22 @@ fn destroying_and_recreating_a_domain_100_times_returns_all_memory() {
     checks::domains_done(&r, 101, 0);
     no_frame_leaked(&r);
 }
+
+#[test]
+fn console_input_reaches_the_domain_through_the_agent() {
+    let domains = [guest("echo", "test=ring-echo")];
+    let r = Vm::agent_domains("agent_console_input", &qemu_tests::image(), CMDLINE, &domains)
+        .smp(2)
+        .serial_input_after("ring-echo: ready", "hello through the ring\n")
+        .timeout_secs(180)
+        .run();
+    r.assert_success();
+    let d = checks::domain_shut_down(&r, "echo", "poweroff");
+    // The guest's ring output, relayed by the agent (the hypervisor serves no ring for it).
+    r.console_line_where(d.id, "`ring-echo: ready` from the console ring", |l| l == "ring-echo: ready");
+    // The typed line went hypervisor -> agent (CONSOLEIO_read) -> the guest's `in` ring.
+    let got = r.guest_line(d.id, "ring-echo");
+    r.check(got.raw.ends_with("got=hello through the ring"), format!("ring-echo: {}", got.raw));
+    r.console_line_where(d.id, "the echo written back to the ring", |l| l == "ring-echo: got hello through the ring");
+    no_frame_leaked(&r);
+}

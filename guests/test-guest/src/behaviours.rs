@@ -16,6 +16,7 @@
 //! | `granter peer=D` | grants `D` a writable and a read-only page, checks the mapper's stages (see [`crate::interdomain`]) | `GUEST granter <check>=...` | poweroff if all pass |
 //! | `mapper peer=D [port=P]` | refused ungranted access; maps, writes, unmaps, copies `D`'s grants | `GUEST mapper <check>=...` | poweroff if all pass |
 //! | `hcfuzz [seed=N] [calls=N] [trace=1]` | N (default 20000) random hypercalls with garbage arguments, none that may legitimately end or block the domain (see [`crate::hcfuzz`]) | `GUEST hcfuzz errno=E name= count=` per errno, `GUEST hcfuzz calls=N ok= errors= result=pass` | poweroff (an exception crashes it) |
+//! | `ring-echo` | its PV console ring (HVM params): writes `ring-echo: ready`, waits up to 60 s for a line of input in the ring, writes `ring-echo: got <line>` (see [`crate::ring_console`]) | `GUEST ring-echo got=<line>` or `GUEST ring-echo result=fail ...` | poweroff once a line came, else crash |
 //! | `bench` | times `ITERATIONS` bare hypercalls, `xen_version` calls, 4 KiB copies and 4 KiB grant copies from itself (see [`crate::bench`]) | `BENCH name=<figure> cycles=<per op> iterations= [baseline=]` per figure, `GUEST bench <check>=...` | poweroff if every operation succeeded |
 
 use test_guest::abi::*;
@@ -58,6 +59,7 @@ pub fn run(behaviour: Behaviour, boot: &BootInfo, started_ns: u64) -> ! {
         Behaviour::Granter { peer } => crate::interdomain::granter(peer),
         Behaviour::Mapper { peer } => crate::interdomain::mapper(boot, peer),
         Behaviour::Bench => crate::bench::run(),
+        Behaviour::RingEcho => crate::ring_console::echo(),
         Behaviour::Hcfuzz { seed, calls, trace } => crate::hcfuzz::run(boot, seed, calls, trace),
     }
 }

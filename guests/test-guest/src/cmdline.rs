@@ -123,6 +123,8 @@ pub enum Behaviour {
     },
     /// Times hypercalls, a grant copy and a plain copy; prints `BENCH` lines.
     Bench,
+    /// Writes to its PV console ring and echoes one line of input read from it.
+    RingEcho,
     /// Random hypercalls with garbage arguments; every one must return.
     Hcfuzz {
         /// The PRNG seed (`seed=`).
@@ -135,7 +137,7 @@ pub enum Behaviour {
 }
 
 /// The names `test=` accepts.
-pub const BEHAVIOURS: [&str; 16] = [
+pub const BEHAVIOURS: [&str; 17] = [
     "hello",
     "cpuid",
     "memtouch",
@@ -152,6 +154,7 @@ pub const BEHAVIOURS: [&str; 16] = [
     "mapper",
     "bench",
     "hcfuzz",
+    "ring-echo",
 ];
 
 /// Where ordinary output goes.
@@ -268,6 +271,7 @@ impl Behaviour {
             "granter" => Behaviour::Granter { peer: Peer::required(cmdline, "granter")? },
             "mapper" => Behaviour::Mapper { peer: Peer::required(cmdline, "mapper")? },
             "bench" => Behaviour::Bench,
+            "ring-echo" => Behaviour::RingEcho,
             "hcfuzz" => Behaviour::Hcfuzz {
                 seed: number(cmdline, "seed", 0..=u64::MAX)?.unwrap_or(DEFAULT_FUZZ_SEED),
                 calls: number(cmdline, "calls", 0..=MAX_FUZZ_CALLS)?.unwrap_or(DEFAULT_FUZZ_CALLS),
@@ -295,6 +299,7 @@ impl Behaviour {
             Behaviour::Granter { .. } => "granter",
             Behaviour::Mapper { .. } => "mapper",
             Behaviour::Bench => "bench",
+            Behaviour::RingEcho => "ring-echo",
             Behaviour::Hcfuzz { .. } => "hcfuzz",
         }
     }
@@ -353,6 +358,7 @@ mod tests {
         assert_eq!(behaviour("test=granter peer=2"), Ok(Behaviour::Granter { peer: peer(2, None) }));
         assert_eq!(behaviour("test=mapper peer=1"), Ok(Behaviour::Mapper { peer: peer(1, None) }));
         assert_eq!(behaviour("test=bench"), Ok(Behaviour::Bench));
+        assert_eq!(behaviour("test=ring-echo"), Ok(Behaviour::RingEcho));
         assert_eq!(
             behaviour("test=hcfuzz"),
             Ok(Behaviour::Hcfuzz { seed: DEFAULT_FUZZ_SEED, calls: DEFAULT_FUZZ_CALLS, trace: false })

@@ -28,6 +28,7 @@ mod hcfuzz;
 mod interdomain;
 mod page;
 mod paging;
+mod ring_console;
 mod traps;
 mod xen;
 

@@ -20,7 +20,7 @@ use xen_abi::event_channel::{
     EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE,
     EVTCHNOP_SEND, EVTCHNOP_STATUS,
 };
-use xen_abi::hvm::{XenHvmParam, HVMOP_SET_PARAM};
+use xen_abi::hvm::{XenHvmParam, HVMOP_GET_PARAM, HVMOP_SET_PARAM};
 use xen_abi::memory::{XenAddToPhysmap, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP};
 use xen_abi::sched::{SchedShutdown, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
 use xen_abi::xen::{
@@ -183,6 +183,17 @@ pub fn set_timer(deadline_ns: u64) -> i64 {
 pub fn hvm_set_param(index: u32, value: u64) -> i64 {
     let param = XenHvmParam { domid: DOMID_SELF, pad: 0, index, value };
     hypercall(HYPERVISOR_HVM_OP, HVMOP_SET_PARAM, &param as *const XenHvmParam as u64, 0, 0, 0)
+}
+
+/// `HVMOP_get_param` of this domain.
+pub fn hvm_get_param(index: u32) -> Result<u64, i64> {
+    let mut param = XenHvmParam { domid: DOMID_SELF, pad: 0, index, value: 0 };
+    let rc = hypercall(HYPERVISOR_HVM_OP, HVMOP_GET_PARAM, &mut param as *mut XenHvmParam as u64, 0, 0, 0);
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(param.value)
+    }
 }
 
 /// Value isa-debug-exit (port 0xf4) turns into QEMU exit status 33.

@@ -5,6 +5,7 @@
 //! EDX, ESI, EDI. The result goes to RAX: 0 or a positive value, or a negative errno.
 
 mod console;
+pub use console::poll_serial_input;
 mod domctl;
 mod event_channel;
 mod grant_table;

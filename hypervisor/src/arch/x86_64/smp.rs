@@ -206,6 +206,9 @@ pub fn idle_loop() -> ! {
     let mut seen = if me == 0 { JOB_GENERATION.load(Ordering::Acquire) } else { 0 };
     loop {
         x86_64::instructions::interrupts::enable();
+        if me == 0 {
+            crate::hypercall::poll_serial_input();
+        }
         if crate::sched::run_once(me) {
             continue;
         }
