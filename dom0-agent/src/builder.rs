@@ -15,7 +15,7 @@ use domain_config::DomainConfig;
 use pvh_loader::{BootData, MemmapEntry, ModuleData, DOMAIN_MEMMAP_MAX_ENTRIES};
 use xen_abi::ctl::*;
 use xen_abi::hvm::{HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN};
-use xen_abi::vcpu::{VcpuHvmContext, VcpuHvmCpuRegs, VcpuHvmX86_32, VCPU_HVM_MODE_32B};
+use xen_abi::vcpu::{VcpuHvmContext, VcpuHvmX86_32};
 use xen_abi::DomId;
 
 /// Largest kernel we unpack (a decompressed Linux is ~66 MB).
@@ -105,33 +105,6 @@ fn create(config: &DomainConfig, handle: [u8; 16]) -> Result<(DomId, u64), Build
 
 use xen_abi::XenStruct;
 
-/// vCPU 0's PVH entry state: flat 32-bit protected mode, paging off, EBX = start info
-/// (the values Xen's toolstack uses for PVH guests).
-pub fn pvh_entry_context(entry: u32, start_info: u32) -> VcpuHvmContext {
-    const CR0_PE: u32 = 1;
-    const CR0_ET: u32 = 1 << 4;
-    let regs = VcpuHvmX86_32 {
-        eip: entry,
-        ebx: start_info,
-        eflags: 0x2,
-        cr0: CR0_PE | CR0_ET,
-        cs_limit: u32::MAX,
-        ds_limit: u32::MAX,
-        ss_limit: u32::MAX,
-        es_limit: u32::MAX,
-        tr_limit: 0x67,
-        cs_ar: 0xc9b,
-        ds_ar: 0xc93,
-        ss_ar: 0xc93,
-        es_ar: 0xc93,
-        tr_ar: 0x8b,
-        ..VcpuHvmX86_32::default()
-    };
-    let mut raw = [0u8; 120];
-    raw.copy_from_slice(&regs.to_bytes());
-    VcpuHvmContext { mode: VCPU_HVM_MODE_32B, pad: 0, cpu_regs: VcpuHvmCpuRegs { raw } }
-}
-
 /// Builds and starts a domain; its store entries go into `xenstored`.
 pub fn build(
     config: &DomainConfig,
@@ -184,8 +157,7 @@ pub fn build(
 
     let start_info = u32::try_from(start_info)
         .map_err(|_| BuildError::Config(format!("start info at {start_info:#x} is above 4 GiB")))?;
-    let context = pvh_entry_context(loaded.entry, start_info);
-    let context_bytes = context.to_bytes();
+    let context_bytes = VcpuHvmContext::x86_32(&VcpuHvmX86_32::pvh_entry(loaded.entry, start_info)).to_bytes();
     let mut op = Domctl { cmd: DOMCTL_SETVCPUCONTEXT, domain: domid, ..Domctl::default() };
     DomctlVcpuContext { vcpu: 0, pad: 0, ctxt: context_bytes.as_ptr() as u64 }
         .write_to(&mut op.u)

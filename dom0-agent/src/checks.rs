@@ -7,7 +7,7 @@ use crate::hypercall::{self, Errno};
 use crate::log::info;
 use xen_abi::ctl::*;
 use xen_abi::errno::*;
-use xen_abi::vcpu::VcpuHvmContext;
+use xen_abi::vcpu::{VcpuHvmContext, VcpuHvmX86_32};
 use xen_abi::xen::DOMID_FIRST_RESERVED;
 use xen_abi::{DomId, XenStruct};
 
@@ -100,7 +100,7 @@ pub fn run() {
     t.rc("getdomaininfo_past_last", info_of(DOMID_FIRST_RESERVED - 1).0, -ESRCH);
 
     // vCPU contexts.
-    let good = crate::builder::pvh_entry_context(0x1000, 0x2000).to_bytes();
+    let good = VcpuHvmContext::x86_32(&VcpuHvmX86_32::pvh_entry(0x1000, 0x2000)).to_bytes();
     let vc = |vcpu: u32, ctxt: u64| DomctlVcpuContext { vcpu, pad: 0, ctxt }.to_bytes();
     t.rc("setvcpucontext_no_such_vcpu", domctl(DOMCTL_SETVCPUCONTEXT, a, &vc(1, good.as_ptr() as u64)).0, -EINVAL);
     t.rc("setvcpucontext_bad_pointer", domctl(DOMCTL_SETVCPUCONTEXT, a, &vc(0, 0xdead_0000_0000)).0, -EFAULT);

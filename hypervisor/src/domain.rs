@@ -789,19 +789,8 @@ pub fn any_mapping_of(granter: DomId, gref: u32, writable: bool) -> bool {
 /// A version-4 UUID for domain `id`, from the TSC and the id (unique per boot).
 fn new_handle(id: DomId) -> [u8; 16] {
     let mut state = crate::arch::x86_64::time::rdtsc() ^ (u64::from(id) << 48);
-    let mut next = || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let mut uuid = [0u8; 16];
-    uuid[..8].copy_from_slice(&next().to_le_bytes());
-    uuid[8..].copy_from_slice(&next().to_le_bytes());
-    uuid[6] = (uuid[6] & 0x0f) | 0x40;
-    uuid[8] = (uuid[8] & 0x3f) | 0x80;
-    uuid
+    let high = domain_config::splitmix64(&mut state);
+    domain_config::uuid_v4(high, domain_config::splitmix64(&mut state))
 }
 
 /// The live domain with id `id`.

@@ -42,6 +42,42 @@ impl Default for DomainConfig {
     }
 }
 
+/// A domain's UUID (`xen_domain_handle_t`).
+pub type Uuid = [u8; 16];
+
+/// SplitMix64's next output for `state` (which it advances): spreads a weak seed (a TSC
+/// read, a counter) over 64 well-mixed bits.
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A version-4 (random) UUID from 128 random bits.
+pub fn uuid_v4(high: u64, low: u64) -> Uuid {
+    let mut uuid = [0u8; 16];
+    uuid[..8].copy_from_slice(&high.to_le_bytes());
+    uuid[8..].copy_from_slice(&low.to_le_bytes());
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    uuid
+}
+
+/// The usual text form, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+pub fn uuid_string(uuid: &Uuid) -> String {
+    use core::fmt::Write;
+    let mut s = String::with_capacity(36);
+    for (i, b) in uuid.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
 /// Parses a CPU list such as `0-3,6` into an affinity mask.
 pub fn parse_cpu_list(list: &str) -> Result<u64, String> {
     let mut mask = 0u64;
@@ -106,6 +142,20 @@ mod tests {
         assert_eq!(c.name, "web");
         assert_eq!((c.memory_mib, c.vcpus, c.weight, c.affinity), (128, 2, 512, 0b1101));
         assert_eq!(c.cmdline, "console=hvc0 x=1");
+    }
+
+    #[test]
+    fn uuids() {
+        let u = uuid_v4(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
+        let text = uuid_string(&u);
+        assert_eq!(text.len(), 36);
+        assert_eq!(text, "efcdab89-6745-4301-9032-547698badcfe");
+        assert_eq!(text.as_bytes()[14], b'4'); // version 4
+        assert!(matches!(text.as_bytes()[19], b'8' | b'9' | b'a' | b'b')); // RFC 4122 variant
+        let mut state = 1;
+        let (a, b) = (splitmix64(&mut state), splitmix64(&mut state));
+        assert_ne!(a, b);
+        assert_ne!(uuid_v4(a, b), u);
     }
 
     #[test]

@@ -233,6 +233,45 @@ xen_struct! {
     }
 }
 
+impl VcpuHvmX86_32 {
+    /// The PVH entry state Xen's toolstack gives a guest's first vCPU: 32-bit protected
+    /// mode with paging off (CR0 = PE | ET), flat 4 GiB code and data segments, a 32-bit
+    /// TSS, `eip` the entry point and `ebx` the start info.
+    pub fn pvh_entry(eip: u32, ebx: u32) -> Self {
+        VcpuHvmX86_32 {
+            eip,
+            ebx,
+            eflags: 0x2,
+            cr0: 0x11,
+            cs_limit: u32::MAX,
+            ds_limit: u32::MAX,
+            ss_limit: u32::MAX,
+            es_limit: u32::MAX,
+            tr_limit: 0x67,
+            cs_ar: 0xc9b,
+            ds_ar: 0xc93,
+            ss_ar: 0xc93,
+            es_ar: 0xc93,
+            tr_ar: 0x8b,
+            ..Self::default()
+        }
+    }
+}
+
+impl VcpuHvmContext {
+    /// A context holding a 32-bit state ([`VCPU_HVM_MODE_32B`]).
+    pub fn x86_32(regs: &VcpuHvmX86_32) -> Self {
+        VcpuHvmContext { mode: VCPU_HVM_MODE_32B, pad: 0, cpu_regs: VcpuHvmCpuRegs { raw: regs.to_bytes() } }
+    }
+
+    /// A context holding a 64-bit state ([`VCPU_HVM_MODE_64B`]; the union's tail is zero).
+    pub fn x86_64(regs: &VcpuHvmX86_64) -> Self {
+        let mut raw = [0u8; VcpuHvmCpuRegs::SIZE];
+        raw[..VcpuHvmX86_64::SIZE].copy_from_slice(&regs.to_bytes());
+        VcpuHvmContext { mode: VCPU_HVM_MODE_64B, pad: 0, cpu_regs: VcpuHvmCpuRegs { raw } }
+    }
+}
+
 impl VcpuHvmCpuRegs {
     /// The union read as its `x86_32` member.
     pub fn x86_32(&self) -> VcpuHvmX86_32 {

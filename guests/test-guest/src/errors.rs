@@ -1019,33 +1019,9 @@ fn second_vcpu_context() -> VcpuHvmX86_64 {
     }
 }
 
-fn context64(regs: &VcpuHvmX86_64) -> VcpuHvmContext {
-    let mut raw = [0u8; 120];
-    raw[..VcpuHvmX86_64::SIZE].copy_from_slice(&regs.to_bytes());
-    VcpuHvmContext { mode: VCPU_HVM_MODE_64B, pad: 0, cpu_regs: VcpuHvmCpuRegs { raw } }
-}
-
-fn context32(regs: &VcpuHvmX86_32) -> VcpuHvmContext {
-    VcpuHvmContext { mode: VCPU_HVM_MODE_32B, pad: 0, cpu_regs: VcpuHvmCpuRegs { raw: regs.to_bytes() } }
-}
-
 /// A valid flat 32-bit context (paging off), the base the bad ones below start from.
 fn flat32() -> VcpuHvmX86_32 {
-    VcpuHvmX86_32 {
-        eip: 0x1000,
-        cr0: 0x11,
-        cs_limit: 0xfffff,
-        ds_limit: 0xfffff,
-        ss_limit: 0xfffff,
-        es_limit: 0xfffff,
-        tr_limit: 0x67,
-        cs_ar: 0xc9b,
-        ds_ar: 0xc93,
-        ss_ar: 0xc93,
-        es_ar: 0xc93,
-        tr_ar: 0x8b,
-        ..Default::default()
-    }
+    VcpuHvmX86_32::pvh_entry(0x1000, 0)
 }
 
 /// A named change that makes a valid context invalid.
@@ -1058,10 +1034,10 @@ fn initialise_checks(c: &mut Checks) {
         c.rc(format_args!("initialise_{name}"), vcpu(VCPUOP_INITIALISE, 1, &mut ctx), -EINVAL);
     };
     let good64 = second_vcpu_context();
-    let mut ctx = context64(&good64);
+    let mut ctx = VcpuHvmContext::x86_64(&good64);
     ctx.mode = 2;
     initialise("unknown_mode", ctx);
-    let mut ctx = context64(&good64);
+    let mut ctx = VcpuHvmContext::x86_64(&good64);
     ctx.pad = 1;
     initialise("pad", ctx);
     let bad64: [Spoiler<VcpuHvmX86_64>; 5] = [
@@ -1074,7 +1050,7 @@ fn initialise_checks(c: &mut Checks) {
     for (name, spoil) in bad64 {
         let mut regs = good64;
         spoil(&mut regs);
-        initialise(name, context64(&regs));
+        initialise(name, VcpuHvmContext::x86_64(&regs));
     }
     let bad32: [Spoiler<VcpuHvmX86_32>; 9] = [
         ("32_pad1", |r| r.pad1 = 1),
@@ -1090,7 +1066,7 @@ fn initialise_checks(c: &mut Checks) {
     for (name, spoil) in bad32 {
         let mut regs = flat32();
         spoil(&mut regs);
-        initialise(name, context32(&regs));
+        initialise(name, VcpuHvmContext::x86_32(&regs));
     }
     let mut info = VcpuRunstateInfo::default();
     c.rc("vcpu1_uninitialised_after_refusals", vcpu(VCPUOP_UP, 1, &mut info), -EINVAL);
@@ -1125,7 +1101,7 @@ fn wait_until_up(up: i64) -> i64 {
 /// itself down, and brings it back up where it stopped.
 fn start_second_vcpu(c: &mut Checks) {
     let mut info = VcpuRunstateInfo::default();
-    let mut ctx = context64(&second_vcpu_context());
+    let mut ctx = VcpuHvmContext::x86_64(&second_vcpu_context());
     c.rc("initialise_vcpu1", vcpu(VCPUOP_INITIALISE, 1, &mut ctx), 0);
     c.rc("initialise_vcpu1_twice", vcpu(VCPUOP_INITIALISE, 1, &mut ctx), -EEXIST);
     c.rc("vcpu1_down_until_up", vcpu(VCPUOP_IS_UP, 1, &mut info), 0);
