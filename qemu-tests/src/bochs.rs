@@ -215,10 +215,19 @@ impl BochsVm {
     /// Boots `image` from a GRUB ISO with hypervisor command line `cmdline` (plus
     /// `bochs-exit`) and one boot-time domain per entry of `domains`.
     pub fn domains(name: &str, image: &Path, cmdline: &str, domains: &[DomainSpec]) -> BochsVm {
+        BochsVm::built_by(name, image, cmdline, domains, domain::Builder::Hypervisor)
+    }
+
+    /// Like [`BochsVm::domains`], with `builder` building them (the dom0 agent boots first).
+    pub fn built_by(
+        name: &str,
+        image: &Path,
+        cmdline: &str,
+        domains: &[DomainSpec],
+        builder: domain::Builder,
+    ) -> BochsVm {
         let dir = fresh_dir(name);
-        let modules = domain::modules_for(domains).unwrap_or_else(|e| panic!("[{name}] {e}"));
-        let listing: String = modules.iter().map(|m| format!("{} {}\n", m.file.display(), m.cmdline)).collect();
-        fs::write(dir.join("modules.txt"), listing).unwrap_or_else(|e| panic!("[{name}] writing modules.txt: {e}"));
+        let modules = domain::run_modules(name, &dir, domains, builder);
         BochsVm::iso_in(name, dir, image, cmdline, &modules)
     }
 

@@ -320,6 +320,28 @@ pub fn dom0_module(agent: &Path, exit_when_idle: bool) -> Module {
     Module::new(agent.to_path_buf(), if exit_when_idle { "dom0 cmdline=exit-when-idle" } else { "dom0" })
 }
 
+/// Who builds the boot-time domains of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builder {
+    /// The hypervisor itself (no control domain).
+    Hypervisor,
+    /// The dom0 agent ([`crate::dom0_agent`]), booted first with `exit-when-idle`.
+    Agent,
+}
+
+/// The boot modules of a run of `domains`, written to `dir/modules.txt` too (for whoever
+/// reads a failed run); panics naming the test `name` if a file is missing.
+pub fn run_modules(name: &str, dir: &Path, domains: &[DomainSpec], builder: Builder) -> Vec<Module> {
+    let mut modules = match builder {
+        Builder::Agent => vec![dom0_module(&crate::dom0_agent(), true)],
+        Builder::Hypervisor => Vec::new(),
+    };
+    modules.extend(modules_for(domains).unwrap_or_else(|e| panic!("[{name}] {e}")));
+    let listing: String = modules.iter().map(|m| format!("{} {}\n", m.file.display(), m.cmdline)).collect();
+    std::fs::write(dir.join("modules.txt"), listing).unwrap_or_else(|e| panic!("[{name}] writing modules.txt: {e}"));
+    modules
+}
+
 /// The modules of all `domains`, in order.
 pub fn modules_for(domains: &[DomainSpec]) -> Result<Vec<Module>, String> {
     let mut out = Vec::new();

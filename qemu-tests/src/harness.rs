@@ -106,9 +106,7 @@ impl Vm {
 
     /// Like [`Vm::domains`] with a directory that [`fresh_dir`] already made.
     pub fn domains_in(name: &str, dir: PathBuf, image: &Path, cmdline: &str, domains: &[DomainSpec]) -> Vm {
-        let modules = domain::modules_for(domains).unwrap_or_else(|e| panic!("[{name}] {e}"));
-        let listing: String = modules.iter().map(|m| format!("{} {}\n", m.file.display(), m.cmdline)).collect();
-        fs::write(dir.join("modules.txt"), listing).unwrap_or_else(|e| panic!("[{name}] writing modules.txt: {e}"));
+        let modules = domain::run_modules(name, &dir, domains, domain::Builder::Hypervisor);
         Vm::iso_in(name, dir, image, cmdline, &modules, false)
     }
 
@@ -121,10 +119,7 @@ impl Vm {
 
     /// Like [`Vm::agent_domains`] with a directory that [`fresh_dir`] already made.
     pub fn agent_domains_in(name: &str, dir: PathBuf, image: &Path, cmdline: &str, domains: &[DomainSpec]) -> Vm {
-        let mut modules = vec![domain::dom0_module(&crate::dom0_agent(), true)];
-        modules.extend(domain::modules_for(domains).unwrap_or_else(|e| panic!("[{name}] {e}")));
-        let listing: String = modules.iter().map(|m| format!("{} {}\n", m.file.display(), m.cmdline)).collect();
-        fs::write(dir.join("modules.txt"), listing).unwrap_or_else(|e| panic!("[{name}] writing modules.txt: {e}"));
+        let modules = domain::run_modules(name, &dir, domains, domain::Builder::Agent);
         Vm::iso_in(name, dir, image, cmdline, &modules, false)
     }
 

@@ -267,3 +267,22 @@ fn vmx_pv_abi_errors_and_vcpu_initialise() {
     r.assert_success();
     checks::domains_done(&r, 1, 0);
 }
+
+/// The dom0 agent on VT-x: the hypervisor builds it with its RAM identity-mapped under EPT,
+/// and it builds a domain through the control interface, relays it and destroys it.
+#[test]
+fn vmx_dom0_agent_builds_a_domain() {
+    let domains = [guest("built", "test=hello")];
+    let r = BochsVm::built_by("vmx_agent", &qemu_tests::image(), CMDLINE, &domains, qemu_tests::domain::Builder::Agent)
+        .timeout_secs(300)
+        .run();
+    r.assert_success();
+    let d = checks::domain_shut_down(&r, "built", "poweroff");
+    ran_on_vmx(&r, d.id);
+    r.line_where("the agent building the domain", |l| {
+        l.contains(&format!("agent: domain {} (built) built and started", d.id))
+    });
+    checks::domain_shut_down(&r, "dom0", "poweroff");
+    let done = checks::domains_done(&r, 2, 0);
+    r.check(done.free_frames_before == done.free_frames_after, format!("frames leaked: {done:?}"));
+}
