@@ -47,6 +47,28 @@ fn agent_builds_domains_relays_output_and_exits_when_idle() {
         checks::guest_said_hello(&r, d.id);
     }
     r.check(checks::domain_shut_down(&r, "second", "poweroff").vcpus == 2, "second should have 2 vCPUs");
+    // Dom0's RAM is identity-mapped: the agent finds itself where the hypervisor put it,
+    // and its RAM ends where the hypervisor's mapping of it does.
+    let hv = r.line_where("the hypervisor placing dom0", |l| l.contains("dom0: RAM "));
+    let field = |line: &str, after: &str| -> String {
+        line.split(after).nth(1).and_then(|t| t.split([',', ' ', ')']).next()).unwrap_or_default().to_owned()
+    };
+    let ram = field(hv, "dom0: RAM ");
+    let ram_end = ram.split('-').nth(1).unwrap_or_default().to_owned();
+    let agent = agent_line(&r, "Ferrovisor dom0 agent");
+    r.check(
+        field(agent, "loaded at ") == field(hv, "kernel at "),
+        format!(
+            "agent loaded at {} but the hypervisor put it at {}",
+            field(agent, "loaded at "),
+            field(hv, "kernel at ")
+        ),
+    );
+    r.check(
+        u64::from_str_radix(field(agent, "RAM up to ").trim_start_matches("0x"), 16).ok()
+            == u64::from_str_radix(ram_end.trim_start_matches("0x"), 16).ok(),
+        format!("agent RAM end {} != hypervisor's {ram_end}", field(agent, "RAM up to ")),
+    );
     agent_line(&r, "no domains left; exit-when-idle: shutting down");
     checks::domains_done(&r, 3, 0);
     no_frame_leaked(&r);
@@ -153,5 +175,20 @@ fn console_input_reaches_the_domain_through_the_agent() {
     let got = r.guest_line(d.id, "ring-echo");
     r.check(got.raw.ends_with("got=hello through the ring"), format!("ring-echo: {}", got.raw));
     r.console_line_where(d.id, "the echo written back to the ring", |l| l == "ring-echo: got hello through the ring");
+    no_frame_leaked(&r);
+}
+
+#[test]
+fn a_crashing_domain_leaves_the_host_and_the_other_domains_running() {
+    let domains = [guest("crasher", "test=memtouch"), guest("survivor", "test=spin ms=300")];
+    let r = Vm::agent_domains("agent_crash", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(180).run();
+    // A crash makes the run end with failure, after everything was cleaned up.
+    r.assert_failure();
+    let crasher = checks::domain_crashed(&r, "crasher");
+    agent_line(&r, &format!("domain {} (crasher) ended: crash; destroying it", crasher.id));
+    let survivor = checks::domain_shut_down(&r, "survivor", "poweroff");
+    agent_line(&r, &format!("domain {} (survivor) ended: poweroff; destroying it", survivor.id));
+    checks::domain_shut_down(&r, "dom0", "poweroff");
+    checks::domains_done(&r, 3, 1);
     no_frame_leaked(&r);
 }
