@@ -33,7 +33,8 @@ pub const GP_FAULT: u8 = 13;
 const CPUID_LEN: u64 = 2;
 const HLT_LEN: u64 = 1;
 const MSR_LEN: u64 = 2;
-const HYPERCALL_LEN: u64 = 3;
+/// VMCALL and VMMCALL are both 3 bytes.
+pub const HYPERCALL_LEN: u64 = 3;
 
 pub fn handle(vcpu: &Vcpu, exec: &mut Exec, exit: VmExit) -> Action {
     match exit {

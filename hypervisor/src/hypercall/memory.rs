@@ -12,6 +12,7 @@ use xen_abi::memory::*;
 
 /// Low bits of the command are the operation; the rest is a continuation's start extent.
 const MEMOP_CMD_MASK: u64 = 0x3f;
+const MEMOP_EXTENT_SHIFT: u32 = 6;
 /// Largest extent order a domU may ask for (Xen's `max_order(d)` for domUs is 9: 2 MiB).
 const MAX_EXTENT_ORDER: u32 = 9;
 
@@ -66,7 +67,7 @@ pub fn memory_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i6
             map_one(dom, a.space, a.idx, a.gpfn, None)?;
             Ok(0)
         }
-        XENMEM_ADD_TO_PHYSMAP_BATCH => add_to_physmap_batch(vcpu, exec, arg),
+        XENMEM_ADD_TO_PHYSMAP_BATCH => add_to_physmap_batch(vcpu, exec, args[0], arg),
         XENMEM_REMOVE_FROM_PHYSMAP => {
             let a: XenRemoveFromPhysmap = read_struct(vcpu, exec, arg)?;
             if !is_self(vcpu, a.domid) {
@@ -77,7 +78,7 @@ pub fn memory_op(vcpu: &Vcpu, exec: &mut Exec, args: [u64; 5]) -> Result<i64, i6
         }
         op @ (XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP) => {
             // Xen answers every failure here with the number of extents done so far.
-            let start = args[0] >> 6;
+            let start = args[0] >> MEMOP_EXTENT_SHIFT;
             let Ok(a) = read_struct::<XenMemoryReservation>(vcpu, exec, arg) else {
                 return Ok(start as i64);
             };
@@ -149,9 +150,16 @@ fn map_one(dom: &Arc<Domain>, space: u32, idx: u64, gpfn: u64, foreign: Option<&
     Ok(())
 }
 
+/// Entries of a batch done per call; the rest is a continuation (Xen checks for preemption
+/// after each entry).
+const BATCH_CHUNK: u64 = 64;
+
 /// `XENMEM_add_to_physmap_batch`: `size` pages, each with its own error code. Mapping
 /// another domain's frames (`XENMAPSPACE_gmfn_foreign`) is for the control domain only.
-fn add_to_physmap_batch(vcpu: &Vcpu, exec: &mut Exec, arg: u64) -> Result<i64, i64> {
+/// Entries from the one encoded in `cmd`'s high bits (Xen's start extent), `BATCH_CHUNK`
+/// per call.
+fn add_to_physmap_batch(vcpu: &Vcpu, exec: &mut Exec, cmd: u64, arg: u64) -> Result<i64, i64> {
+    let start = cmd >> MEMOP_EXTENT_SHIFT;
     let a: XenAddToPhysmapBatch = read_struct(vcpu, exec, arg)?;
     if !is_self(vcpu, a.domid) {
         return Err(other_domain_error(a.domid));
@@ -167,7 +175,8 @@ fn add_to_physmap_batch(vcpu: &Vcpu, exec: &mut Exec, arg: u64) -> Result<i64, i
     } else {
         None
     };
-    for i in 0..u64::from(a.size) {
+    let end = u64::from(a.size).min(start.saturating_add(BATCH_CHUNK));
+    for i in start..end {
         let idx = u64_at(&read_arg::<8>(vcpu, exec, a.idxs + i * 8)?, 0);
         let gpfn = u64_at(&read_arg::<8>(vcpu, exec, a.gpfns + i * 8)?, 0);
         let rc = match map_one(&vcpu.domain, u32::from(a.space), idx, gpfn, foreign.as_ref()) {
@@ -175,6 +184,10 @@ fn add_to_physmap_batch(vcpu: &Vcpu, exec: &mut Exec, arg: u64) -> Result<i64, i
             Err(e) => -(e as i32),
         };
         super::write_arg(vcpu, exec, a.errs + i * 4, &rc.to_le_bytes())?;
+    }
+    if end < u64::from(a.size) {
+        super::set_first_argument(exec, (cmd & MEMOP_CMD_MASK) | (end << MEMOP_EXTENT_SHIFT));
+        return Err(super::ERESTART);
     }
     Ok(0)
 }

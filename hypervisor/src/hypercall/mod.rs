@@ -105,6 +105,22 @@ impl Outcome {
     }
 }
 
+/// Xen's internal `ERESTART`: the hypercall did part of its work and wants to be called
+/// again (a continuation). The handler has already put the progress into the guest's first
+/// argument ([`set_first_argument`]); the guest re-executes the same VMCALL, so a long
+/// operation is done in pieces between which the vCPU can be preempted.
+pub const ERESTART: i64 = 85;
+
+/// Sets the guest's first hypercall argument (RDI, or EBX for a 32-bit guest), for a
+/// continuation.
+pub fn set_first_argument(exec: &mut Exec, value: u64) {
+    if exec.hw.in_64bit_mode() {
+        exec.regs.rdi = value;
+    } else {
+        exec.regs.rbx = value & 0xffff_ffff;
+    }
+}
+
 /// The hypercall's arguments in the guest's calling convention.
 fn arguments(exec: &Exec) -> [u64; 5] {
     let r = &exec.regs;
@@ -160,7 +176,12 @@ pub fn dispatch(vcpu: &Vcpu, exec: &mut Exec) -> Action {
             }
         }
     };
-    exec.regs.rax = outcome.result as u64;
+    if outcome.result == -ERESTART {
+        // RAX still holds the hypercall number: the guest's next instruction is the same call.
+        exec.regs.rip -= crate::exit::HYPERCALL_LEN;
+    } else {
+        exec.regs.rax = outcome.result as u64;
+    }
     outcome.action
 }
 
