@@ -232,6 +232,16 @@ impl Domain {
         }
         sched::kick_all_cpus();
         notify_control_domain();
+        if self.privileged {
+            // Nobody is left to look after the domains it built (Xen reboots the host).
+            let others: Vec<Arc<Domain>> = DOMAINS.lock().values().filter(|d| d.id != self.id).cloned().collect();
+            if !others.is_empty() {
+                log::warn!("the control domain ended: destroying the {} domain(s) left", others.len());
+            }
+            for d in others {
+                d.destroy();
+            }
+        }
     }
 
     /// Whether the domain shut down, crashed or was destroyed: its vCPUs run no more.
