@@ -192,3 +192,27 @@ fn a_crashing_domain_leaves_the_host_and_the_other_domains_running() {
     checks::domains_done(&r, 3, 1);
     no_frame_leaked(&r);
 }
+
+#[test]
+fn xenstore_over_the_ring_and_a_misbehaving_client_harms_nobody_else() {
+    // Domain 1 abuses its ring at the end; domain 2 starts its checks after that.
+    let domains =
+        [guest("abuser", "test=xenstore peer=2 abuse=1"), guest("bystander", "test=xenstore peer=1 delay_ms=400")];
+    let r = Vm::agent_domains("agent_xenstore", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(180).run();
+    r.assert_success();
+    for name in ["abuser", "bystander"] {
+        let d = checks::domain_shut_down(&r, name, "poweroff");
+        let failed: Vec<String> =
+            r.guest_lines(d.id, "xenstore").into_iter().filter(|l| l.raw.contains("=fail")).map(|l| l.raw).collect();
+        r.check(failed.is_empty(), format!("{name}: failed checks {failed:#?}"));
+        let result = r.guest_line(d.id, "xenstore");
+        let checks_passed = r.guest_lines(d.id, "xenstore").iter().filter(|l| l.raw.contains("=pass")).count();
+        r.check(checks_passed >= 14, format!("{name}: only {checks_passed} checks passed ({})", result.raw));
+    }
+    let abuser = r.domain_named("abuser");
+    r.console_line_where(abuser.id, "the abuser's ring stopped", |l| {
+        l.contains("oversized_message_stops_the_ring=pass")
+    });
+    agent_line(&r, &format!("xenstored: domain {}: ", abuser.id));
+    no_frame_leaked(&r);
+}

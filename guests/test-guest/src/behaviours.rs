@@ -17,6 +17,7 @@
 //! | `mapper peer=D [port=P]` | refused ungranted access; maps, writes, unmaps, copies `D`'s grants | `GUEST mapper <check>=...` | poweroff if all pass |
 //! | `hcfuzz [seed=N] [calls=N] [trace=1]` | N (default 20000) random hypercalls with garbage arguments, none that may legitimately end or block the domain (see [`crate::hcfuzz`]) | `GUEST hcfuzz errno=E name= count=` per errno, `GUEST hcfuzz calls=N ok= errors= result=pass` | poweroff (an exception crashes it) |
 //! | `ring-echo` | its PV console ring (HVM params): writes `ring-echo: ready`, waits up to 60 s for a line of input in the ring, writes `ring-echo: got <line>` (see [`crate::ring_console`]) | `GUEST ring-echo got=<line>` or `GUEST ring-echo result=fail ...` | poweroff once a line came, else crash |
+//! | `xenstore [peer=D] [abuse=1] [delay_ms=N]` | a xenstore client on its own ring (see [`crate::xenstore_client`]): reads, writes, directory, errors, a watch, a transaction, the peer's keys refused; with `abuse=1` an oversized message that must stop its ring | `GUEST xenstore <check>=pass\|fail ...`, `GUEST xenstore result=` | poweroff if all pass, else crash |
 //! | `bench` | times `ITERATIONS` bare hypercalls, `xen_version` calls, 4 KiB copies and 4 KiB grant copies from itself (see [`crate::bench`]) | `BENCH name=<figure> cycles=<per op> iterations= [baseline=]` per figure, `GUEST bench <check>=...` | poweroff if every operation succeeded |
 
 use test_guest::abi::*;
@@ -60,6 +61,7 @@ pub fn run(behaviour: Behaviour, boot: &BootInfo, started_ns: u64) -> ! {
         Behaviour::Mapper { peer } => crate::interdomain::mapper(boot, peer),
         Behaviour::Bench => crate::bench::run(),
         Behaviour::RingEcho => crate::ring_console::echo(),
+        Behaviour::Xenstore { peer, abuse, delay_ms } => crate::xenstore_client::run(peer, abuse, delay_ms),
         Behaviour::Hcfuzz { seed, calls, trace } => crate::hcfuzz::run(boot, seed, calls, trace),
     }
 }

@@ -125,6 +125,15 @@ pub enum Behaviour {
     Bench,
     /// Writes to its PV console ring and echoes one line of input read from it.
     RingEcho,
+    /// A xenstore client on its own ring, checking the store's answers.
+    Xenstore {
+        /// Another domain, whose keys it must not read (`peer=`).
+        peer: Option<u16>,
+        /// Finish with an oversized message that must stop the ring (`abuse=1`).
+        abuse: bool,
+        /// Wait this long first (`delay_ms=`).
+        delay_ms: u64,
+    },
     /// Random hypercalls with garbage arguments; every one must return.
     Hcfuzz {
         /// The PRNG seed (`seed=`).
@@ -137,7 +146,7 @@ pub enum Behaviour {
 }
 
 /// The names `test=` accepts.
-pub const BEHAVIOURS: [&str; 17] = [
+pub const BEHAVIOURS: [&str; 18] = [
     "hello",
     "cpuid",
     "memtouch",
@@ -155,6 +164,7 @@ pub const BEHAVIOURS: [&str; 17] = [
     "bench",
     "hcfuzz",
     "ring-echo",
+    "xenstore",
 ];
 
 /// Where ordinary output goes.
@@ -272,6 +282,11 @@ impl Behaviour {
             "mapper" => Behaviour::Mapper { peer: Peer::required(cmdline, "mapper")? },
             "bench" => Behaviour::Bench,
             "ring-echo" => Behaviour::RingEcho,
+            "xenstore" => Behaviour::Xenstore {
+                peer: Peer::from_cmdline(cmdline)?.map(|p| p.domid),
+                abuse: number(cmdline, "abuse", 0..=1)? == Some(1),
+                delay_ms: number(cmdline, "delay_ms", 0..=60_000)?.unwrap_or(0),
+            },
             "hcfuzz" => Behaviour::Hcfuzz {
                 seed: number(cmdline, "seed", 0..=u64::MAX)?.unwrap_or(DEFAULT_FUZZ_SEED),
                 calls: number(cmdline, "calls", 0..=MAX_FUZZ_CALLS)?.unwrap_or(DEFAULT_FUZZ_CALLS),
@@ -300,6 +315,7 @@ impl Behaviour {
             Behaviour::Mapper { .. } => "mapper",
             Behaviour::Bench => "bench",
             Behaviour::RingEcho => "ring-echo",
+            Behaviour::Xenstore { .. } => "xenstore",
             Behaviour::Hcfuzz { .. } => "hcfuzz",
         }
     }
@@ -359,6 +375,10 @@ mod tests {
         assert_eq!(behaviour("test=mapper peer=1"), Ok(Behaviour::Mapper { peer: peer(1, None) }));
         assert_eq!(behaviour("test=bench"), Ok(Behaviour::Bench));
         assert_eq!(behaviour("test=ring-echo"), Ok(Behaviour::RingEcho));
+        assert_eq!(
+            behaviour("test=xenstore peer=2 abuse=1 delay_ms=300"),
+            Ok(Behaviour::Xenstore { peer: Some(2), abuse: true, delay_ms: 300 })
+        );
         assert_eq!(
             behaviour("test=hcfuzz"),
             Ok(Behaviour::Hcfuzz { seed: DEFAULT_FUZZ_SEED, calls: DEFAULT_FUZZ_CALLS, trace: false })

@@ -29,8 +29,10 @@ mod interdomain;
 mod page;
 mod paging;
 mod ring_console;
+mod shared_page;
 mod traps;
 mod xen;
+mod xenstore_client;
 
 use core::panic::PanicInfo;
 
