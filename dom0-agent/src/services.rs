@@ -1,6 +1,7 @@
 //! The agent's main loop: builds the boot-time domains, then serves their consoles and
-//! xenstore rings and watches for their end. It sleeps in `SCHEDOP_poll` on its event channels (every
-//! domain's console channel and `VIRQ_DOM_EXC`), so an idle host costs no CPU.
+//! xenstore rings, forwards console input and watches for their end. It sleeps in
+//! `SCHEDOP_poll` on its event channels (each domain's console and xenstore channels,
+//! `VIRQ_DOM_EXC` and `VIRQ_CONSOLE`), so an idle host costs no CPU.
 
 use crate::builder::{self, Built};
 use crate::foreign::{self, SharedRing, PAGE};
@@ -11,7 +12,7 @@ use crate::BootModule;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use domain_config::{parse_domain_line, DomainConfig};
+use domain_config::{plan_modules, DomainConfig};
 use pv_rings::{ConsoleBackend, ConsoleConfig};
 use xen_abi::ctl::*;
 use xen_abi::DomId;
@@ -66,24 +67,23 @@ struct Plan<'a> {
     initrd: Option<&'a [u8]>,
 }
 
-/// Groups the modules into domains (`domain ...`, then optionally `initrd`).
+/// Groups the modules into domains ([`domain_config::plan_modules`]); with a malformed
+/// list nothing is built.
 fn plans(modules: &[BootModule]) -> Vec<Plan<'_>> {
-    let mut plans: Vec<Plan<'_>> = Vec::new();
-    for (index, module) in modules.iter().enumerate() {
-        let line = module.cmdline.as_str();
-        if line == "initrd" {
-            match plans.last_mut() {
-                Some(plan) if plan.initrd.is_none() => plan.initrd = Some(module.bytes),
-                _ => info!("module {index}: an initrd without a domain before it; ignored"),
-            }
-            continue;
+    let plan = match plan_modules(modules.iter().map(|m| m.cmdline.as_str())) {
+        Ok(plan) => plan,
+        Err(e) => {
+            info!("boot modules: {e}; no domain built");
+            return Vec::new();
         }
-        match parse_domain_line(line) {
-            Ok(config) => plans.push(Plan { config, kernel: module.bytes, initrd: None }),
-            Err(e) => info!("module {index} (\"{line}\"): {e}; ignored"),
-        }
+    };
+    for (index, why) in plan.ignored {
+        info!("module {index}: {why}; ignored");
     }
-    plans
+    plan.domains
+        .into_iter()
+        .map(|d| Plan { config: d.config, kernel: modules[d.kernel].bytes, initrd: d.initrd.map(|i| modules[i].bytes) })
+        .collect()
 }
 
 /// Starts serving a built domain's console.

@@ -18,12 +18,11 @@ use crate::domain::{self, DomainConfig, DomainState, DomainSummary, ShutdownReas
 use crate::mm::{frames, phys_to_virt};
 use crate::power::{self, Outcome};
 use crate::{cmdline, console, virt};
-use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use bootinfo::{BootInfo, Module};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use domain_config::{parse_domain_line, parse_options};
+use domain_config::{parse_options, plan_modules};
 use spin::Mutex;
 use x86_64::PhysAddr;
 
@@ -38,25 +37,18 @@ pub struct BootDomain<'a> {
     pub initrd: Option<&'a Module>,
 }
 
-/// Groups the boot modules into domains.
+/// Groups the boot modules into domains ([`domain_config::plan_modules`]).
 pub fn from_modules(info: &BootInfo) -> Result<Vec<BootDomain<'_>>, String> {
-    let mut domains: Vec<BootDomain<'_>> = Vec::new();
-    for (index, module) in info.modules().iter().enumerate() {
-        let line = module.cmdline.as_str();
-        if line == "domain" || line.starts_with("domain ") {
-            let config = parse_domain_line(line).map_err(|e| format!("module {index}: {e}"))?;
-            domains.push(BootDomain { config, kernel: module, initrd: None });
-        } else if line == "initrd" {
-            let last = domains.last_mut().ok_or_else(|| format!("module {index}: initrd before any domain"))?;
-            if last.initrd.is_some() {
-                return Err(format!("module {index}: a second initrd for one domain"));
-            }
-            last.initrd = Some(module);
-        } else {
-            log::warn!("module {index} (\"{line}\") is neither a domain nor an initrd; ignored");
-        }
+    let modules = info.modules();
+    let plan = plan_modules(modules.iter().map(|m| m.cmdline.as_str()))?;
+    for (index, why) in plan.ignored {
+        log::warn!("module {index}: {why}; ignored");
     }
-    Ok(domains)
+    Ok(plan
+        .domains
+        .into_iter()
+        .map(|d| BootDomain { config: d.config, kernel: &modules[d.kernel], initrd: d.initrd.map(|i| &modules[i]) })
+        .collect())
 }
 
 /// The bytes of a boot module.

@@ -10,6 +10,7 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 /// Memory of a domain whose line names none, MiB.
 pub const DEFAULT_MEMORY_MIB: u64 = 64;
@@ -131,6 +132,46 @@ pub fn parse_domain_line(line: &str) -> Result<DomainConfig, String> {
     parse_options(rest, DomainConfig::default())
 }
 
+/// A domain described by boot modules: its configuration and which modules are its kernel
+/// and initrd (indices into the module list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub config: DomainConfig,
+    pub kernel: usize,
+    pub initrd: Option<usize>,
+}
+
+/// The boot modules' command lines read as domains: each `domain ...` module is a domain's
+/// kernel, optionally followed by an `initrd` module. An error names the module; other
+/// modules are returned in `ignored` (index and why) for the caller to report.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ModulePlan {
+    pub domains: Vec<Planned>,
+    pub ignored: Vec<(usize, String)>,
+}
+
+/// Groups modules (given by their command lines, in order) into domains; a malformed
+/// `domain` line, an `initrd` without a domain before it or a domain's second `initrd`
+/// is an error.
+pub fn plan_modules<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<ModulePlan, String> {
+    let mut plan = ModulePlan::default();
+    for (index, line) in lines.into_iter().enumerate() {
+        if line == "initrd" {
+            let last = plan.domains.last_mut().ok_or_else(|| format!("module {index}: initrd before any domain"))?;
+            if last.initrd.is_some() {
+                return Err(format!("module {index}: a second initrd for one domain"));
+            }
+            last.initrd = Some(index);
+        } else if line == "domain" || line.starts_with("domain ") {
+            let config = parse_domain_line(line).map_err(|e| format!("module {index}: {e}"))?;
+            plan.domains.push(Planned { config, kernel: index, initrd: None });
+        } else {
+            plan.ignored.push((index, format!("\"{line}\" is neither a domain nor an initrd")));
+        }
+    }
+    Ok(plan)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +197,19 @@ mod tests {
         let (a, b) = (splitmix64(&mut state), splitmix64(&mut state));
         assert_ne!(a, b);
         assert_ne!(uuid_v4(a, b), u);
+    }
+
+    #[test]
+    fn module_plans() {
+        let plan = plan_modules(["domain name=a", "initrd", "other", "domain name=b"]).unwrap();
+        assert_eq!(plan.domains.len(), 2);
+        assert_eq!((plan.domains[0].kernel, plan.domains[0].initrd), (0, Some(1)));
+        assert_eq!((plan.domains[1].kernel, plan.domains[1].initrd), (3, None));
+        assert_eq!(plan.domains[1].config.name, "b");
+        assert_eq!(plan.ignored, vec![(2, String::from("\"other\" is neither a domain nor an initrd"))]);
+        assert!(plan_modules(["initrd"]).unwrap_err().contains("before any domain"));
+        assert!(plan_modules(["domain", "initrd", "initrd"]).unwrap_err().contains("second initrd"));
+        assert!(plan_modules(["domain", "domain bad"]).unwrap_err().starts_with("module 1: "));
     }
 
     #[test]
