@@ -112,18 +112,23 @@ pub fn build(
     initrd: Option<&[u8]>,
     xenstored: &mut Xenstored,
 ) -> Result<Built, BuildError> {
-    let elf = kernel_image::unpack(kernel, MAX_KERNEL_BYTES).map_err(BuildError::Kernel)?;
-    let image = pvh_loader::parse(&elf).map_err(BuildError::Image)?;
     let handle = crate::uuid::new_v4();
-    let (domid, rsdp) = create(config, handle)?;
-    let guard = Guard(Some(domid));
     let ram_end = config.memory_mib << 20;
-
-    let mut memory = DomainMemory::new(domid, ram_end);
-    let loaded = pvh_loader::load(&image, &mut memory).map_err(|e| match memory.error {
-        Some(errno) => BuildError::Hypercall("mapping the domain's memory", errno),
-        None => BuildError::Image(e),
-    })?;
+    // The unpacked kernel (a decompressed Linux is ~66 MB) is freed before anything that
+    // stays is allocated, so long-lived allocations do not split the heap's large free run
+    // that the next build's kernel needs.
+    let (domid, rsdp, guard, mut memory, loaded) = {
+        let elf = kernel_image::unpack(kernel, MAX_KERNEL_BYTES).map_err(BuildError::Kernel)?;
+        let image = pvh_loader::parse(&elf).map_err(BuildError::Image)?;
+        let (domid, rsdp) = create(config, handle)?;
+        let guard = Guard(Some(domid));
+        let mut memory = DomainMemory::new(domid, ram_end);
+        let loaded = pvh_loader::load(&image, &mut memory).map_err(|e| match memory.error {
+            Some(errno) => BuildError::Hypercall("mapping the domain's memory", errno),
+            None => BuildError::Image(e),
+        })?;
+        (domid, rsdp, guard, memory, loaded)
+    };
     let mut memmap = [MemmapEntry { addr: 0, size: 0, kind: 0 }; DOMAIN_MEMMAP_MAX_ENTRIES];
     let entries = pvh_loader::domain_memmap(0, ram_end, SPECIAL_PAGES, &mut memmap).map_err(BuildError::Image)?;
     let modules: alloc::vec::Vec<ModuleData<'_>> =

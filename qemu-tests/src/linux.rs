@@ -25,6 +25,9 @@ pub const ENV_LINUX_INITRD: &str = "FERROVISOR_LINUX_INITRD";
 pub const ENV_BUSYBOX: &str = "FERROVISOR_BUSYBOX";
 /// Environment variable carrying the kernel's version string (informational).
 pub const ENV_LINUX_VERSION: &str = "FERROVISOR_LINUX_VERSION";
+/// Environment variable naming the unpacked tree of Debian's xenstore tools and the libraries
+/// they need (`xenstore-utils`, `libxenstore4`, `libxentoolcore1`, `libc6`).
+pub const ENV_XENSTORE_ROOT: &str = "FERROVISOR_XENSTORE_ROOT";
 /// Set by `cargo xtask test` when fetching the kernel failed: why.
 pub const ENV_LINUX_FETCH_ERROR: &str = "FERROVISOR_LINUX_FETCH_ERROR";
 
@@ -66,6 +69,23 @@ pub fn vmlinuz() -> PathBuf {
 /// Debian's static busybox (`FERROVISOR_BUSYBOX`); panics saying why it is missing.
 pub fn busybox() -> PathBuf {
     from_env(ENV_BUSYBOX, "busybox for the initramfs")
+}
+
+/// The unpacked tree of Debian's xenstore tools (`FERROVISOR_XENSTORE_ROOT`, for
+/// [`crate::initramfs::Initramfs::xenstore_tools`]); panics saying why it is missing.
+pub fn xenstore_root() -> PathBuf {
+    let path = std::env::var_os(ENV_XENSTORE_ROOT).map(PathBuf::from);
+    match path {
+        Some(p) if p.join("usr/bin/xenstore").is_file() => p,
+        _ => {
+            // Same explanation as for the kernel: they are fetched together.
+            let _ = from_env(ENV_LINUX_VMLINUX, "Debian Linux kernel");
+            panic!(
+                "{ENV_XENSTORE_ROOT} is not set or has no usr/bin/xenstore: run the test through `cargo xtask test` \
+                 (`cargo xtask linux` fetches Debian's xenstore-utils with its libraries)"
+            )
+        }
+    }
 }
 
 /// The kernel's version string, if xtask passed it.
@@ -198,6 +218,74 @@ impl LinuxReport {
     }
 }
 
+/// One `XS check=<name> result=pass|fail value=<text>` line of
+/// [`crate::initramfs::InitScript::xenstore_test`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XsCheck {
+    /// `check=`.
+    pub name: String,
+    /// `result=pass`.
+    pub pass: bool,
+    /// Everything after `value=` (may hold spaces; newlines were turned into commas).
+    pub value: String,
+}
+
+impl XsCheck {
+    /// Parses one console line (line-end debris trimmed); `None` unless it is such a line.
+    pub fn parse(raw: &str) -> Option<XsCheck> {
+        let l = raw.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+        let rest = l.strip_prefix(crate::initramfs::XS_MARKER)?.strip_prefix(" check=")?;
+        let (name, rest) = rest.split_once(" result=")?;
+        let (result, value) = match rest.split_once(" value=") {
+            Some((r, v)) => (r, v),
+            None => (rest.strip_suffix(" value").unwrap_or(rest), ""),
+        };
+        if name.is_empty() || name.contains(' ') {
+            return None;
+        }
+        let pass = match result {
+            "pass" => true,
+            "fail" => false,
+            _ => return None,
+        };
+        Some(XsCheck { name: name.to_owned(), pass, value: value.to_owned() })
+    }
+}
+
+/// Every `XS check=` line among `lines`.
+pub fn xs_checks<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<XsCheck> {
+    lines.into_iter().filter_map(XsCheck::parse).collect()
+}
+
+/// What is wrong with the xenstore checks of domain `domid` called `name`: each of
+/// [`crate::initramfs::XS_CHECKS`] reported exactly once and passed, `read_name` read `name`
+/// and `read_domid` read `domid`. Empty when all is well.
+pub fn xs_problems(checks: &[XsCheck], name: &str, domid: u32) -> Vec<String> {
+    let mut problems = Vec::new();
+    for want in crate::initramfs::XS_CHECKS {
+        let found: Vec<&XsCheck> = checks.iter().filter(|c| c.name == *want).collect();
+        match found.as_slice() {
+            [] => problems.push(format!("no `XS check={want}` line")),
+            [c] if !c.pass => problems.push(format!("check {want} failed: value={}", c.value)),
+            [_] => {}
+            more => problems.push(format!("{} `XS check={want}` lines", more.len())),
+        }
+    }
+    for c in checks {
+        if !crate::initramfs::XS_CHECKS.contains(&c.name.as_str()) {
+            problems.push(format!("unknown check {}", c.name));
+        }
+    }
+    let value_of = |n: &str| checks.iter().find(|c| c.name == n).map(|c| c.value.as_str());
+    if let Some(v) = value_of("read_name").filter(|v| *v != name) {
+        problems.push(format!("read_name read {v:?}, expected {name:?}"));
+    }
+    if let Some(v) = value_of("read_domid").filter(|v| *v != domid.to_string()) {
+        problems.push(format!("read_domid read {v:?}, expected {domid}"));
+    }
+    problems
+}
+
 /// `12.34` seconds as nanoseconds.
 fn parse_seconds_ns(s: &str) -> Option<u64> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
@@ -302,5 +390,47 @@ mod tests {
         assert_eq!(r.uptime_ns, Some(2_570_000_000));
         assert_eq!(parse_seconds_ns("3"), Some(3_000_000_000));
         assert_eq!(parse_seconds_ns("x.5"), None);
+    }
+
+    #[test]
+    fn xs_check_lines() {
+        let c = XsCheck::parse("XS check=read_name result=pass value=linux-a\r").unwrap();
+        assert_eq!(c, XsCheck { name: "read_name".into(), pass: true, value: "linux-a".into() });
+        let c = XsCheck::parse("XS check=peer_ls_denied result=pass value=xenstore-ls: xs_directory (/local/domain/2/name): Permission denied").unwrap();
+        assert_eq!(c.value, "xenstore-ls: xs_directory (/local/domain/2/name): Permission denied");
+        let c = XsCheck::parse("XS check=watch result=fail value=").unwrap();
+        assert!(!c.pass && c.value.is_empty());
+        assert_eq!(XsCheck::parse("XS check=x result=maybe value=1"), None);
+        assert_eq!(XsCheck::parse("XS start peer=2"), None);
+        assert_eq!(XsCheck::parse("echo XS check=x result=pass value=1"), None);
+        assert_eq!(XsCheck::parse("XS check= result=pass value=1"), None);
+    }
+
+    #[test]
+    fn xs_judgement() {
+        let all: Vec<String> = crate::initramfs::XS_CHECKS
+            .iter()
+            .map(|c| match *c {
+                "read_name" => "XS check=read_name result=pass value=a".to_owned(),
+                "read_domid" => "XS check=read_domid result=pass value=1".to_owned(),
+                c => format!("XS check={c} result=pass value=ok"),
+            })
+            .collect();
+        let mut lines: Vec<&str> = vec!["[ 1.0] xenbus: something", "XS start peer=2"];
+        lines.extend(all.iter().map(String::as_str));
+        let checks = xs_checks(lines.iter().copied());
+        assert_eq!(checks.len(), crate::initramfs::XS_CHECKS.len());
+        assert!(xs_problems(&checks, "a", 1).is_empty());
+        assert_eq!(xs_problems(&checks, "b", 1), ["read_name read \"a\", expected \"b\""]);
+        assert_eq!(xs_problems(&checks, "a", 2), ["read_domid read \"1\", expected 2"]);
+        let mut bad = checks.clone();
+        bad.retain(|c| c.name != "watch");
+        bad.iter_mut().find(|c| c.name == "peer_read_denied").unwrap().pass = false;
+        bad.push(bad[0].clone());
+        let p = xs_problems(&bad, "a", 1);
+        assert!(p.iter().any(|p| p == "no `XS check=watch` line"), "{p:?}");
+        assert!(p.iter().any(|p| p.starts_with("check peer_read_denied failed")), "{p:?}");
+        assert!(p.iter().any(|p| p == "2 `XS check=dev_xenbus` lines"), "{p:?}");
+        assert!(!xs_problems(&[], "a", 1).is_empty());
     }
 }

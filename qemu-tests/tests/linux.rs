@@ -11,6 +11,10 @@
 //!
 //! - `linux_pvh_domu_built_by_the_agent_from_vmlinuz`: the same, built by the dom0 agent
 //!   from Debian's bzImage, its console and xenstore served by the agent.
+//! - `linux_xenstore_tools_in_two_domus_built_by_the_agent`: two such domUs at once, each
+//!   running Debian's xenstore tools against the agent's xenstored
+//!   ([`qemu_tests::initramfs::InitScript::xenstore_test`]): read, write, list and watch
+//!   their own keys, grant the other one node, and fail to read or write the other's keys.
 //!
 //! `cargo xtask test` fetches the kernel and busybox first (`cargo xtask linux`) and passes
 //! them in `FERROVISOR_LINUX_VMLINUX` and `FERROVISOR_BUSYBOX`; without them these tests fail.
@@ -19,8 +23,9 @@
 
 use std::path::{Path, PathBuf};
 
+use qemu_tests::domain::Builder;
 use qemu_tests::harness::{fresh_dir, RunResult};
-use qemu_tests::initramfs::Initramfs;
+use qemu_tests::initramfs::{InitScript, Initramfs, XS_PEER_PARAM};
 use qemu_tests::linux::{self, LinuxReport};
 use qemu_tests::{checks, DomainReport, DomainSpec, Vm};
 
@@ -31,8 +36,13 @@ const CMDLINE: &str = "loglvl=info exit-when-idle";
 
 /// Writes the default test initramfs into `dir`.
 fn initramfs_in(dir: &Path) -> PathBuf {
+    write_initramfs(dir, &Initramfs::new(&linux::busybox()))
+}
+
+/// Writes `img` into `dir` as `initramfs.cpio`.
+fn write_initramfs(dir: &Path, img: &Initramfs) -> PathBuf {
     let path = dir.join("initramfs.cpio");
-    Initramfs::new(&linux::busybox()).write(&path).unwrap_or_else(|e| panic!("building the initramfs: {e}"));
+    img.write(&path).unwrap_or_else(|e| panic!("building the initramfs: {e}"));
     path
 }
 
@@ -81,46 +91,65 @@ fn linux_baseline_boots_under_plain_qemu() {
     eprintln!("baseline: {report:?} in {:.1} s", r.elapsed.as_secs_f64());
 }
 
-/// Who builds the Linux domain.
-#[derive(Clone, Copy)]
-enum Builder {
-    /// The hypervisor, from the ELF vmlinux (it serves the console ring itself).
-    Hypervisor,
-    /// The dom0 agent, from Debian's bzImage (it unpacks the xz payload and serves the
-    /// console ring: the hypervisor serves none for domains it did not build).
-    Agent,
-}
-
-/// Boots the kernel as a 2-vCPU, 512 MiB PVH domU on `host_cpus` CPUs and checks what every
-/// such run must show: the markers, 2 CPUs and the xen clocksource on the domain's console,
-/// and a poweroff. Returns the run and the domain's report for the caller's own checks.
-fn boot_domu(name: &str, host_cpus: u32, builder: Builder) -> (RunResult, DomainReport, LinuxReport) {
+/// The kernel `builder` boots: the ELF vmlinux for the hypervisor (which serves the console
+/// ring itself), Debian's bzImage for the agent (which unpacks its xz payload and serves
+/// the console ring and xenstore).
+fn kernel_for(builder: Builder) -> PathBuf {
     let kernel = match builder {
         Builder::Hypervisor => linux::vmlinux(),
         Builder::Agent => linux::vmlinuz(),
     };
     eprintln!("kernel: {} ({})", kernel.display(), linux::version().unwrap_or_default());
+    kernel
+}
+
+/// Boots `domains` (built by `builder`, from a GRUB ISO in `dir`, hypervisor command line
+/// `cmdline`) on `host_cpus` CPUs with
+/// 2 GiB; ends after `timeout_secs`, or after a minute and a half without serial output.
+fn run_domus(
+    name: &str,
+    dir: PathBuf,
+    cmdline: &str,
+    host_cpus: u32,
+    builder: Builder,
+    domains: &[DomainSpec],
+    timeout_secs: u64,
+) -> RunResult {
+    let vm = match builder {
+        Builder::Hypervisor => Vm::domains_in(name, dir, &qemu_tests::image(), cmdline, domains),
+        Builder::Agent => Vm::agent_domains_in(name, dir, &qemu_tests::image(), cmdline, domains),
+    };
+    // Linux prints all the way, and the xenstore script's barriers wait at most a minute:
+    // 90 s of silence means something hangs.
+    vm.smp(host_cpus).memory("2G").timeout_secs(timeout_secs).stall_timeout_secs(90).run()
+}
+
+/// What every Linux domU run must show for the domain `name`, expected to be domain `domid`
+/// with `cpus` vCPUs: the markers, the CPU count and the xen clocksource on its console, and
+/// a poweroff. Returns its report, what `/init` printed, and its console lines.
+#[track_caller]
+fn check_domu(r: &RunResult, name: &str, domid: u32, cpus: u32) -> (DomainReport, LinuxReport, Vec<String>) {
+    // The console first: it says how far Linux got, whatever happened after.
+    let console = r.console(domid);
+    let report = LinuxReport::parse(console.iter().map(String::as_str));
+    check_report(r, &report, cpus, Some("xen"), &format!("on domain {domid}'s console (`(d{domid}) ` lines)"));
+    let d = checks::domain_shut_down(r, name, "poweroff");
+    r.check(d.id == domid, format!("domain {name} has id {}, expected {domid}: {}", d.id, d.raw));
+    (d, report, console)
+}
+
+/// Boots the kernel as a 2-vCPU, 512 MiB PVH domU on `host_cpus` CPUs and checks what every
+/// such run must show ([`check_domu`]). Returns the run and the domain's report for the
+/// caller's own checks.
+fn boot_domu(name: &str, host_cpus: u32, builder: Builder) -> (RunResult, DomainReport, LinuxReport) {
+    let kernel = kernel_for(builder);
     let dir = fresh_dir(name);
     let initrd = initramfs_in(&dir);
     let domains =
         [DomainSpec::new(&kernel).name("linux").initrd(&initrd).memory_mib(512).vcpus(2).cmdline(DOMU_CMDLINE)];
-    let vm = match builder {
-        Builder::Hypervisor => Vm::domains_in(name, dir, &qemu_tests::image(), CMDLINE, &domains),
-        Builder::Agent => Vm::agent_domains_in(name, dir, &qemu_tests::image(), CMDLINE, &domains),
-    };
-    let r = vm
-        .smp(host_cpus)
-        .memory("2G")
-        // About 11 s here under TCG (GRUB loading the 64 MiB kernel module: ~6 s); Linux prints
-        // all the way, so a minute of silence means it hangs.
-        .timeout_secs(240)
-        .stall_timeout_secs(60)
-        .run();
-    // The console first: it says how far Linux got, whatever happened after.
-    let console: Vec<String> = qemu_tests::domain_log::console_lines(&r.serial).into_iter().map(|l| l.text).collect();
-    let report = LinuxReport::parse(console.iter().map(String::as_str));
-    check_report(&r, &report, 2, Some("xen"), "on the domain's console (`(dN) ` lines)");
-    let d = checks::domain_shut_down(&r, "linux", "poweroff");
+    // About 11 s here under TCG (GRUB loading the 64 MiB kernel module: ~6 s).
+    let r = run_domus(name, dir, CMDLINE, host_cpus, builder, &domains, 240);
+    let (d, report, _) = check_domu(&r, "linux", 1, 2);
     (r, d, report)
 }
 
@@ -166,4 +195,57 @@ fn linux_two_vcpus_on_one_host_cpu() {
     r.check(d.cpus_used == 0b1, format!("cpus_used={:#x}, expected only CPU 0: {}", d.cpus_used, d.raw));
     r.assert_success();
     checks::domains_done(&r, 1, 0);
+}
+
+/// Two Linux domUs built by the agent at once, each running Debian's xenstore tools
+/// (`xenstore-utils` with its libraries and glibc in the initramfs) against the agent's
+/// xenstored through `/dev/xen/xenbus`: every check of
+/// [`qemu_tests::initramfs::XS_CHECKS`] passes on both consoles (read `name` and `domid`,
+/// write and read back, list, ls, watch, grant the peer one node; the peer's `name` can be
+/// neither read nor listed (EACCES), nor its `data/` written). Each domain learns its peer's
+/// id from its command line: the agent numbers the domains in module order, from 1.
+#[test]
+fn linux_xenstore_tools_in_two_domus_built_by_the_agent() {
+    let name = "linux_xenstore_two_domus";
+    let kernel = kernel_for(Builder::Agent);
+    let dir = fresh_dir(name);
+    let img = Initramfs::new(&linux::busybox())
+        .init(InitScript::xenstore_test())
+        .xenstore_tools(&linux::xenstore_root())
+        .unwrap_or_else(|e| panic!("the xenstore tools for the initramfs: {e}"));
+    let initrd = write_initramfs(&dir, &img);
+    // (name, expected domid, peer's domid)
+    let guests = [("linux-a", 1u32, 2u32), ("linux-b", 2, 1)];
+    let domains: Vec<DomainSpec> = guests
+        .iter()
+        .map(|(n, _, peer)| {
+            DomainSpec::new(&kernel)
+                .name(n)
+                .initrd(&initrd)
+                .memory_mib(512)
+                .vcpus(1)
+                .cmdline(&format!("{DOMU_CMDLINE} {XS_PEER_PARAM}={peer}"))
+        })
+        .collect();
+    // Under TCG: ~5 s of xz per kernel in the agent, ~15 s of Linux each (in parallel on the
+    // two CPUs), ~10 s of xenstore checks.
+    let r = run_domus(name, dir, CMDLINE, 2, Builder::Agent, &domains, 420);
+    let mut problems = Vec::new();
+    for (n, domid, _) in guests {
+        let (_, _, console) = check_domu(&r, n, domid, 1);
+        r.line_where(&format!("the agent building domain {domid} ({n})"), |l| {
+            l.contains(&format!("agent: domain {domid} ({n}) built and started"))
+        });
+        let checks = linux::xs_checks(console.iter().map(String::as_str));
+        problems
+            .extend(linux::xs_problems(&checks, n, domid).into_iter().map(|p| format!("domain {domid} ({n}): {p}")));
+        eprintln!("domain {domid} ({n}): {} xenstore checks: {checks:?}", checks.len());
+    }
+    if !problems.is_empty() {
+        r.fail(format!("the xenstore checks failed:\n  {}", problems.join("\n  ")));
+    }
+    r.assert_success();
+    // Both domUs and the agent, none crashed, every frame back.
+    checks::domains_done(&r, 3, 0);
+    eprintln!("two domUs with the xenstore tools in {:.1} s", r.elapsed.as_secs_f64());
 }

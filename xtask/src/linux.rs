@@ -11,6 +11,12 @@
 //!    with `xz`) and checked for the PVH entry note ([`qemu_tests::linux::extract_vmlinux`]).
 //! 4. `linux.txt` records what was fetched; its presence makes later runs reuse the cache
 //!    without touching the network (`--refresh` fetches again).
+//! 5. Debian's xenstore tools for the xenstore tests: [`XENSTORE_PACKAGES`] (`xenstore-utils`,
+//!    the libraries its binary needs beyond glibc, glibc itself, `libc6`, so the initramfs is
+//!    self-contained, and `libgcc-s1`, which glibc loads at run time for `pthread_cancel`) are downloaded the same way and unpacked together into
+//!    `xenstore/` with `dpkg-deb -x`; `xenstore.txt` records them (its own manifest, so a
+//!    kernel cache from before is kept). Every `DT_NEEDED` library of the tools must resolve
+//!    inside that tree ([`qemu_tests::initramfs::Initramfs::xenstore_tools`]), or the fetch fails.
 //!
 //! The default initramfs (`initramfs-default.cpio`, [`qemu_tests::initramfs`]) is rebuilt on
 //! every call: it is small and follows the code.
@@ -30,6 +36,17 @@ pub const KERNEL_METAPACKAGE: &str = "linux-image-amd64";
 pub const BUSYBOX_PACKAGE: &str = "busybox-static";
 /// The cache manifest's file name.
 const MANIFEST: &str = "linux.txt";
+/// Debian's xenstore client and what it needs to run: `xenstore-utils` (the multi-call
+/// `/usr/bin/xenstore`: DT_NEEDED libxenstore.so.4, libc.so.6), `libxenstore4`
+/// (libxentoolcore.so.1, libc.so.6), `libxentoolcore1` (libc.so.6) and `libc6` (libc.so.6 and
+/// the loader `ld-linux-x86-64.so.2`), and `libgcc-s1` (`libgcc_s.so.1`, which glibc's
+/// `pthread_cancel` loads with `dlopen`: libxenstore cancels its watch thread on close, so
+/// `xenstore-watch` aborts without it).
+pub const XENSTORE_PACKAGES: &[&str] = &["xenstore-utils", "libxenstore4", "libxentoolcore1", "libc6", "libgcc-s1"];
+/// The xenstore tools' manifest.
+const XENSTORE_MANIFEST: &str = "xenstore.txt";
+/// Where the xenstore packages are unpacked, under the cache directory.
+const XENSTORE_DIR: &str = "xenstore";
 
 /// A fetched guest.
 #[derive(Debug, Clone)]
@@ -40,6 +57,10 @@ pub struct LinuxGuest {
     pub busybox: PathBuf,
     /// The default initramfs.
     pub initrd: PathBuf,
+    /// The unpacked [`XENSTORE_PACKAGES`] (`usr/bin/xenstore`, its libraries, glibc).
+    pub xenstore_root: PathBuf,
+    /// The xenstore packages and their versions (`xenstore-utils=4.17.7+13-...`, ...).
+    pub xenstore_packages: String,
     /// The kernel package (`linux-image-6.1.0-56-amd64`).
     pub package: String,
     /// Its Debian version (`6.1.192-2`).
@@ -67,6 +88,8 @@ fn cached(dir: &Path) -> Option<LinuxGuest> {
         vmlinux: dir.join(get("vmlinux")?),
         busybox: dir.join(get("busybox")?),
         initrd: dir.join("initramfs-default.cpio"),
+        xenstore_root: PathBuf::new(),
+        xenstore_packages: String::new(),
         package: get("package")?,
         package_version: get("package_version")?,
         version: get("version")?,
@@ -145,31 +168,96 @@ fn unpack_kernel(deb: &Path, dest: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn download(dir: &Path) -> Result<LinuxGuest, String> {
-    prereq::ensure_packages(&[prereq::LINUX_FETCH])?;
-    let root = is_root();
-    if root {
+/// `apt-get update` as root, once per xtask run.
+fn apt_update_once() -> Result<(), String> {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
+    if is_root() {
         let mut c = Command::new("apt-get");
         c.arg("update").env("DEBIAN_FRONTEND", "noninteractive");
-        run_step(&mut c)?;
+        run_step(&mut c)
     } else {
         eprintln!("note: not root, so no `apt-get update`; the package lists may be old");
+        Ok(())
     }
+}
+
+/// `apt-get download PACKAGES` into the fresh directory `debs`.
+fn apt_download(debs: &Path, packages: &[&str]) -> Result<(), String> {
+    fresh(debs)?;
+    let mut c = Command::new("apt-get");
+    c.arg("download").args(packages).current_dir(debs);
+    if is_root() {
+        // Files go to a directory the _apt sandbox user cannot write; say it is fine.
+        c.args(["-o", "APT::Sandbox::User=root"]);
+    }
+    run_step(&mut c).map_err(|e| {
+        let hint = if is_root() {
+            String::new()
+        } else {
+            format!(
+                "; not root, so the package lists were not updated: run `sudo apt-get update` (or as root \
+                 `apt-get update && apt-get download {}` in {}), then again",
+                packages.join(" "),
+                debs.display()
+            )
+        };
+        format!("{e}: cannot download {} (is Debian's package mirror reachable?){hint}", packages.join(" "))
+    })
+}
+
+/// The cached xenstore tools, if complete: every one of [`XENSTORE_PACKAGES`] recorded (a
+/// cache from before a package was added is fetched again) and the binary there.
+fn cached_xenstore(dir: &Path) -> Option<(PathBuf, String)> {
+    let text = fs::read_to_string(dir.join(XENSTORE_MANIFEST)).ok()?;
+    let root = dir.join(manifest_value(&text, "root")?);
+    let packages = manifest_value(&text, "packages")?.to_owned();
+    let recorded: Vec<&str> = packages.split(',').filter_map(|p| p.split_once('=').map(|(n, _)| n)).collect();
+    let complete = XENSTORE_PACKAGES.iter().all(|p| recorded.contains(p));
+    (complete && root.join("usr/bin/xenstore").is_file()).then_some((root, packages))
+}
+
+/// Downloads [`XENSTORE_PACKAGES`] and unpacks them into `xenstore/`.
+fn download_xenstore(dir: &Path) -> Result<(PathBuf, String), String> {
+    apt_update_once()?;
+    let debs = dir.join("xenstore-debs");
+    apt_download(&debs, XENSTORE_PACKAGES)?;
+    let root = dir.join(XENSTORE_DIR);
+    fresh(&root)?;
+    let mut versions = Vec::new();
+    for package in XENSTORE_PACKAGES {
+        let deb = deb_of(&debs, package)?;
+        let version = output(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Version"))?.trim().to_owned();
+        versions.push(format!("{package}={version}"));
+        let mut c = Command::new("dpkg-deb");
+        c.arg("-x").arg(&deb).arg(&root);
+        run_step(&mut c)?;
+    }
+    if !root.join("usr/bin/xenstore").is_file() {
+        return Err(format!("xenstore-utils has no usr/bin/xenstore (in {})", root.display()));
+    }
+    fs::remove_dir_all(&debs).map_err(io_err("removing", &debs))?;
+    let packages = versions.join(",");
+    let manifest = format!(
+        "# Debian's xenstore tools for the test initramfs; delete this file (or use --refresh) to fetch again\n\
+         packages={packages}\nroot={XENSTORE_DIR}\n"
+    );
+    fs::write(dir.join(XENSTORE_MANIFEST), manifest).map_err(io_err("writing", &dir.join(XENSTORE_MANIFEST)))?;
+    cached_xenstore(dir).ok_or_else(|| format!("{} was written but does not read back", XENSTORE_MANIFEST))
+}
+
+fn download(dir: &Path) -> Result<LinuxGuest, String> {
+    prereq::ensure_packages(&[prereq::LINUX_FETCH])?;
+    apt_update_once()?;
     let depends = output(Command::new("apt-cache").args(["depends", KERNEL_METAPACKAGE]))?;
     let package = kernel_package_from_depends(&depends).ok_or_else(|| {
         format!("`apt-cache depends {KERNEL_METAPACKAGE}` names no linux-image-* package (are Debian's package lists there? `apt-get update`)")
     })?;
 
     let debs = dir.join("debs");
-    fresh(&debs)?;
-    let mut c = Command::new("apt-get");
-    c.arg("download").arg(&package).arg(BUSYBOX_PACKAGE).current_dir(&debs);
-    if root {
-        // Files go to a directory the _apt sandbox user cannot write; say it is fine.
-        c.args(["-o", "APT::Sandbox::User=root"]);
-    }
-    run_step(&mut c)
-        .map_err(|e| format!("{e}: cannot download Debian's kernel (is Debian's package mirror reachable?)"))?;
+    apt_download(&debs, &[&package, BUSYBOX_PACKAGE])?;
     let kernel_deb = deb_of(&debs, &package)?;
     let busybox_deb = deb_of(&debs, BUSYBOX_PACKAGE)?;
     let package_version = output(Command::new("dpkg-deb").arg("-f").arg(&kernel_deb).arg("Version"))?.trim().to_owned();
@@ -222,13 +310,25 @@ fn download(dir: &Path) -> Result<LinuxGuest, String> {
 pub fn fetch(refresh: bool) -> Result<LinuxGuest, String> {
     let dir = cache_dir();
     fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-    let guest = match cached(&dir) {
+    let mut guest = match cached(&dir) {
         Some(g) if !refresh => {
             step(&format!("Debian Linux {} ({}) from the cache {}", g.package, g.package_version, dir.display()));
             g
         }
         _ => download(&dir)?,
     };
+    (guest.xenstore_root, guest.xenstore_packages) = match cached_xenstore(&dir) {
+        Some(x) if !refresh => {
+            step(&format!("Debian's xenstore tools ({}) from the cache {}", x.1, x.0.display()));
+            x
+        }
+        _ => download_xenstore(&dir)?,
+    };
+    // The tools and every library they need are there (the xenstore tests' initramfs).
+    Initramfs::new(&guest.busybox)
+        .xenstore_tools(&guest.xenstore_root)
+        .and_then(|i| i.build())
+        .map_err(|e| format!("Debian's xenstore tools in {}: {e}", guest.xenstore_root.display()))?;
     Initramfs::new(&guest.busybox).write(&guest.initrd)?;
     Ok(guest)
 }
@@ -242,6 +342,7 @@ pub fn command(args: &[String]) -> Result<ExitCode, String> {
     println!("vmlinux:   {}", g.vmlinux.display());
     println!("initrd:    {}", g.initrd.display());
     println!("busybox:   {}", g.busybox.display());
+    println!("xenstore:  {} ({})", g.xenstore_root.display(), g.xenstore_packages);
     println!();
     println!("Boot it under Ferrovisor (2 vCPUs, 512 MiB; the domain needs 256 MiB or more):");
     println!(
@@ -262,6 +363,26 @@ mod tests {
         assert_eq!(kernel_package_from_depends(text).as_deref(), Some("linux-image-6.1.0-57-amd64"));
         assert_eq!(kernel_package_from_depends("linux-image-amd64\n  Depends: <virtual>\n"), None);
         assert_eq!(kernel_package_from_depends(""), None);
+    }
+
+    #[test]
+    fn xenstore_packages_cover_the_tools() {
+        // The tools' DT_NEEDED chain: xenstore -> libxenstore.so.4 -> libxentoolcore.so.1, all
+        // -> libc.so.6 (+ the loader), from these packages.
+        for p in ["xenstore-utils", "libxenstore4", "libxentoolcore1", "libc6", "libgcc-s1"] {
+            assert!(XENSTORE_PACKAGES.contains(&p), "{p}");
+        }
+        let dir = std::env::temp_dir().join(format!("xtask-xs-manifest-{}", std::process::id()));
+        fs::create_dir_all(dir.join("xs/usr/bin")).unwrap();
+        let all = XENSTORE_PACKAGES.iter().map(|p| format!("{p}=1")).collect::<Vec<_>>().join(",");
+        fs::write(dir.join(XENSTORE_MANIFEST), format!("# c\npackages={all}\nroot=xs\n")).unwrap();
+        assert_eq!(cached_xenstore(&dir), None); // no binary yet
+        fs::write(dir.join("xs/usr/bin/xenstore"), b"x").unwrap();
+        assert_eq!(cached_xenstore(&dir), Some((dir.join("xs"), all)));
+        // A manifest from before a package was added: fetched again.
+        fs::write(dir.join(XENSTORE_MANIFEST), "packages=xenstore-utils=1,libc6=2\nroot=xs\n").unwrap();
+        assert_eq!(cached_xenstore(&dir), None);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -204,6 +204,8 @@ pub fn test(args: &[String]) -> Result<ExitCode, String> {
                         println!("    {var}={}", value.to_string_lossy());
                     }
                     c.env(ENV_LINUX_VERSION, &g.version);
+                    c.env(qemu_tests::linux::ENV_XENSTORE_ROOT, &g.xenstore_root);
+                    println!("    {}={}", qemu_tests::linux::ENV_XENSTORE_ROOT, g.xenstore_root.display());
                 }
                 Err(e) => {
                     c.env(qemu_tests::linux::ENV_LINUX_FETCH_ERROR, e);

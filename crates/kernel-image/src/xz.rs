@@ -163,20 +163,21 @@ fn block_header(c: &mut Cursor<'_>) -> Result<BlockHeader, Error> {
     Ok(BlockHeader { size, compressed_size, uncompressed_size, dict_size, x86 })
 }
 
-fn map_err(e: lzma_rust2::Error) -> Error {
+/// The decoder's error as ours; its allocations are the dictionary, of `dict` bytes.
+fn map_err(e: lzma_rust2::Error, dict: usize) -> Error {
     use lzma_rust2::Error as E;
     match e {
         E::Eof => corrupt("LZMA2 data ends early"),
-        E::OutOfMemory(_) => Error::OutOfMemory { bytes: 0 },
+        E::OutOfMemory(_) => Error::OutOfMemory { bytes: dict },
         E::InvalidData(s) | E::InvalidInput(s) | E::Other(s) | E::Unsupported(s) | E::WriteZero(s) => corrupt(s),
         E::Interrupted => corrupt("LZMA2 decoder interrupted"),
     }
 }
 
-/// Reads `r` to its end into `sink`.
-fn drain(mut r: impl Read, sink: &mut Sink, buf: &mut [u8]) -> Result<(), Error> {
+/// Reads `r` (a decoder with a `dict`-byte dictionary) to its end into `sink`.
+fn drain(mut r: impl Read, sink: &mut Sink, buf: &mut [u8], dict: usize) -> Result<(), Error> {
     loop {
-        let n = r.read(buf).map_err(map_err)?;
+        let n = r.read(buf).map_err(|e| map_err(e, dict))?;
         if n == 0 {
             return Ok(());
         }
@@ -217,8 +218,8 @@ pub(crate) fn decompress(data: &[u8], limit: usize, size_hint: usize) -> Result<
         let before = input.len();
         let lzma2 = Lzma2Reader::new(&mut input, dict, None);
         match h.x86 {
-            Some(start) => drain(BcjReader::new_x86(lzma2, start as usize), &mut sink, &mut buf)?,
-            None => drain(lzma2, &mut sink, &mut buf)?,
+            Some(start) => drain(BcjReader::new_x86(lzma2, start as usize), &mut sink, &mut buf, dict as usize)?,
+            None => drain(lzma2, &mut sink, &mut buf, dict as usize)?,
         }
         let consumed = before - input.len();
         let out_len = (sink.len() - out_start) as u64;
