@@ -26,6 +26,10 @@ pub struct BochsRun<'a> {
     pub memory: &'a str,
     pub cmdline: &'a str,
     pub flavor: Flavor,
+    /// The hypervisor builds the domains itself (no dom0 agent).
+    pub no_agent: bool,
+    /// Pass `exit-when-idle` to the agent.
+    pub exit_when_idle: bool,
 }
 
 /// Follows the serial log while Bochs runs; `$1` is the directory, the rest the command.
@@ -43,7 +47,7 @@ pub fn run(r: &BochsRun<'_>, domains: &mut [DomainSpec]) -> Result<ExitCode, Str
     qemu_tests::iso::check_cmdline(&cmdline)?;
     prereq::ensure_rust_target()?;
     prereq::ensure_packages(&[prereq::GRUB_ISO, prereq::BOCHS])?;
-    let modules = crate::domain_modules(domains)?;
+    let modules = crate::modules_with_agent(domains, r.no_agent, r.exit_when_idle)?;
     let image = build_image(r.flavor)?;
     let iso = crate::build_iso(&image, &cmdline, &modules)?;
     let dir = target_dir().join("bochs");

@@ -318,6 +318,8 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             memory: &memory,
             cmdline: &cmdline,
             flavor,
+            no_agent: opts.flag("no-agent"),
+            exit_when_idle: opts.flag("exit-when-idle"),
         };
         return bochs::run(&run, &mut domains);
     }
