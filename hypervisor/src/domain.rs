@@ -154,6 +154,8 @@ pub struct Domain {
     pub affinity: u64,
     pub vcpu_count: u32,
     state: Mutex<DomainState>,
+    /// Set once `state` leaves `Running`.
+    ended: AtomicBool,
     dying: AtomicBool,
     hvm_params: Mutex<[u64; HVM_NR_PARAMS]>,
     /// The vector of HVM_PARAM_CALLBACK_IRQ (type 2), 0 when unset.
@@ -223,6 +225,7 @@ impl Domain {
                 DomainState::Running => {}
             }
             *current = state;
+            self.ended.store(true, Ordering::Release);
         }
         self.flush_console();
         // A domain the control domain built stays, ended, until it destroys it (Xen's
@@ -245,8 +248,9 @@ impl Domain {
     }
 
     /// Whether the domain shut down, crashed or was destroyed: its vCPUs run no more.
+    /// (Read on every VM exit: an atomic, not the state's lock.)
     pub fn has_ended(&self) -> bool {
-        !matches!(*self.state.lock(), DomainState::Running)
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Shuts the domain down; a code set earlier with SCHEDOP_shutdown_code wins, as in Xen.
@@ -619,6 +623,7 @@ fn assemble(config: &DomainConfig, mut parts: Parts) -> Result<Arc<Domain>, Crea
         affinity: config.affinity,
         vcpu_count: config.vcpus,
         state: Mutex::new(DomainState::Running),
+        ended: AtomicBool::new(false),
         dying: AtomicBool::new(false),
         hvm_params: Mutex::new([0; HVM_NR_PARAMS]),
         callback_vector: AtomicU8::new(0),

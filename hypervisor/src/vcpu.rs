@@ -453,7 +453,8 @@ impl Vcpu {
         self.set_runstate(exec, runstate::RUNNING);
         self.update_time_info(Some(exec));
         let end = loop {
-            if self.domain.is_dying() || self.domain.has_ended() {
+            // A dying domain has ended too (`Domain::destroy` ends it first).
+            if self.domain.has_ended() {
                 break SliceEnd::DomainEnded;
             }
             if self.stop_requested.swap(false, Ordering::AcqRel) {
