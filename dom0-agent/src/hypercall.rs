@@ -10,15 +10,15 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use xen_abi::console::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 use xen_abi::ctl::{Domctl, Sysctl, CTL_INTERFACE_VERSION};
 use xen_abi::event_channel::{
-    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnSend, EVTCHNOP_ALLOC_UNBOUND,
-    EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_VIRQ, EVTCHNOP_SEND,
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnClose, EvtchnSend, EVTCHNOP_ALLOC_UNBOUND,
+    EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE, EVTCHNOP_SEND,
 };
 use xen_abi::hvm::{XenHvmParam, HVMOP_SET_PARAM};
 use xen_abi::memory::{
     XenAddToPhysmap, XenAddToPhysmapBatch, XenRemoveFromPhysmap, XENMAPSPACE_GMFN_FOREIGN, XENMAPSPACE_SHARED_INFO,
     XENMEM_ADD_TO_PHYSMAP, XENMEM_ADD_TO_PHYSMAP_BATCH, XENMEM_REMOVE_FROM_PHYSMAP,
 };
-use xen_abi::sched::{SchedPoll, SchedShutdown, SCHEDOP_POLL, SCHEDOP_SHUTDOWN};
+use xen_abi::sched::{SchedShutdown, SCHEDOP_BLOCK, SCHEDOP_SHUTDOWN};
 use xen_abi::xen::{
     DOMID_SELF, HYPERVISOR_CONSOLE_IO, HYPERVISOR_DOMCTL, HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_HVM_OP,
     HYPERVISOR_MEMORY_OP, HYPERVISOR_SCHED_OP, HYPERVISOR_SYSCTL,
@@ -131,11 +131,29 @@ pub fn alloc_unbound(dom: DomId, remote: DomId) -> Result<u32, Errno> {
     Ok(EvtchnAllocUnbound::from_bytes(&b).port)
 }
 
+/// Our end of an interdomain event channel; closed (`EVTCHNOP_close`) when dropped, so
+/// the ports of domains that came and went do not pile up.
+#[derive(Debug)]
+pub struct LocalPort(u32);
+
+impl LocalPort {
+    pub fn number(&self) -> u32 {
+        self.0
+    }
+}
+
+impl Drop for LocalPort {
+    fn drop(&mut self) {
+        let mut b = EvtchnClose { port: self.0 }.to_bytes();
+        let _ = with_struct(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_CLOSE, &mut b);
+    }
+}
+
 /// `EVTCHNOP_bind_interdomain`: our end of `remote`'s unbound port.
-pub fn bind_interdomain(remote: DomId, remote_port: u32) -> Result<u32, Errno> {
+pub fn bind_interdomain(remote: DomId, remote_port: u32) -> Result<LocalPort, Errno> {
     let mut b = EvtchnBindInterdomain { remote_dom: remote, remote_port, local_port: 0 }.to_bytes();
     with_struct(HYPERVISOR_EVENT_CHANNEL_OP, EVTCHNOP_BIND_INTERDOMAIN, &mut b)?;
-    Ok(EvtchnBindInterdomain::from_bytes(&b).local_port)
+    Ok(LocalPort(EvtchnBindInterdomain::from_bytes(&b).local_port))
 }
 
 /// `EVTCHNOP_bind_virq` on vCPU 0.
@@ -186,12 +204,9 @@ pub fn unmap(gfn: u64) -> Result<(), Errno> {
     with_struct(HYPERVISOR_MEMORY_OP, XENMEM_REMOVE_FROM_PHYSMAP, &mut b).map(drop)
 }
 
-/// `SCHEDOP_poll`: sleeps until one of `ports` is pending (or `timeout_ns` system time, 0:
-/// none).
-pub fn poll(ports: &[u32], timeout_ns: u64) -> Result<(), Errno> {
-    let mut b =
-        SchedPoll { ports: ports.as_ptr() as u64, nr_ports: ports.len() as u32, timeout: timeout_ns }.to_bytes();
-    with_struct(HYPERVISOR_SCHED_OP, SCHEDOP_POLL, &mut b).map(drop)
+/// `SCHEDOP_block`: sleeps until an event is pending for this vCPU.
+pub fn block() {
+    raw(HYPERVISOR_SCHED_OP, SCHEDOP_BLOCK, 0, 0);
 }
 
 /// `SCHEDOP_shutdown`: ends this domain.

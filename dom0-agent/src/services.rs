@@ -1,7 +1,7 @@
 //! The agent's main loop: builds the boot-time domains, then serves their consoles and
 //! xenstore rings, forwards console input and watches for their end. It sleeps in
-//! `SCHEDOP_poll` on its event channels (each domain's console and xenstore channels,
-//! `VIRQ_DOM_EXC` and `VIRQ_CONSOLE`), so an idle host costs no CPU.
+//! `SCHEDOP_block` until one of its event channels fires (each domain's console and
+//! xenstore channels, `VIRQ_DOM_EXC` and `VIRQ_CONSOLE`), so an idle host costs no CPU.
 
 use crate::builder::{self, Built};
 use crate::foreign::{self, SharedRing, PAGE};
@@ -57,7 +57,7 @@ struct Served {
     console: ConsoleBackend,
     ring: SharedRing,
     /// Our end of the domain's console channel.
-    local_port: u32,
+    local_port: hypercall::LocalPort,
 }
 
 /// A domain to build: its configuration and modules.
@@ -105,7 +105,7 @@ fn drain_console(served: &mut Served) {
         info!("domain {domid}: console ring: {e}");
     }
     if served.console.take_notify() {
-        let _ = hypercall::send(served.local_port);
+        let _ = hypercall::send(served.local_port.number());
     }
 }
 
@@ -138,33 +138,43 @@ impl ConsoleInput {
         let taken = target.console.write_input(&target.ring, &self.pending);
         self.pending.drain(..taken);
         if target.console.take_notify() {
-            let _ = hypercall::send(target.local_port);
+            let _ = hypercall::send(target.local_port.number());
         }
     }
 }
 
-/// The state of every domain, from `getdomaininfolist`.
-fn domain_infos() -> Vec<DomctlGetDomainInfo> {
-    let mut buffer = [DomctlGetDomainInfo::default(); 64];
-    let mut raw = [0u8; 64 * DomctlGetDomainInfo::SIZE];
-    let mut op = Sysctl { cmd: SYSCTL_GETDOMAININFOLIST, ..Sysctl::default() };
-    let list = SysctlGetDomainInfoList {
-        first_domain: 0,
-        max_domains: buffer.len() as u32,
-        buffer: raw.as_mut_ptr() as u64,
-        ..SysctlGetDomainInfoList::default()
-    };
+/// The state of every domain, from `getdomaininfolist` a page at a time; `None` (logged)
+/// if the hypervisor refused, so that nothing is taken for gone on a failed call.
+fn domain_infos() -> Option<Vec<DomctlGetDomainInfo>> {
     use xen_abi::XenStruct;
-    list.write_to(&mut op.u).expect("payload fits");
-    if let Err(e) = hypercall::sysctl(&mut op) {
-        info!("getdomaininfolist failed: {e}");
-        return Vec::new();
+    const PAGE: usize = 64;
+    let mut all = Vec::new();
+    let mut first: DomId = 0;
+    loop {
+        let mut raw = [0u8; PAGE * DomctlGetDomainInfo::SIZE];
+        let mut op = Sysctl { cmd: SYSCTL_GETDOMAININFOLIST, ..Sysctl::default() };
+        let list = SysctlGetDomainInfoList {
+            first_domain: first,
+            max_domains: PAGE as u32,
+            buffer: raw.as_mut_ptr() as u64,
+            ..SysctlGetDomainInfoList::default()
+        };
+        list.write_to(&mut op.u).expect("payload fits");
+        if let Err(e) = hypercall::sysctl(&mut op) {
+            info!("getdomaininfolist failed: {e}");
+            return None;
+        }
+        let count = (SysctlGetDomainInfoList::read_from(&op.u).expect("payload fits").num_domains as usize).min(PAGE);
+        all.extend(
+            raw.chunks_exact(DomctlGetDomainInfo::SIZE)
+                .take(count)
+                .map(|entry| DomctlGetDomainInfo::read_from(entry).expect("entry fits")),
+        );
+        match all.last().and_then(|last| last.domain.checked_add(1)) {
+            Some(next) if count == PAGE => first = next,
+            _ => return Some(all),
+        }
     }
-    let count = SysctlGetDomainInfoList::read_from(&op.u).expect("payload fits").num_domains as usize;
-    for (i, slot) in buffer.iter_mut().enumerate().take(count) {
-        *slot = DomctlGetDomainInfo::read_from(&raw[i * DomctlGetDomainInfo::SIZE..]).expect("entry fits");
-    }
-    buffer[..count.min(buffer.len())].to_vec()
 }
 
 /// Describes how a domain ended from its info flags.
@@ -188,13 +198,29 @@ struct Events {
 }
 
 impl Events {
+    fn word(&self, offset: u64) -> &'static core::sync::atomic::AtomicU64 {
+        crate::arch::atomic_u64(self.shared_info + offset)
+    }
+
     fn pending_word(&self, port: u32) -> &'static core::sync::atomic::AtomicU64 {
         let offset = xen_abi::field(xen_abi::xen::SharedInfo::FIELDS, "evtchn_pending").expect("field exists").offset;
-        crate::arch::atomic_u64(self.shared_info + offset as u64 + u64::from(port / 64) * 8)
+        self.word(offset as u64 + u64::from(port / 64) * 8)
     }
 
     fn clear(&self, port: u32) {
         self.pending_word(port).fetch_and(!(1 << (port % 64)), core::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Takes note of the upcall: vCPU 0's `evtchn_upcall_pending` and pending selector
+    /// (in shared_info's first `vcpu_info`) go back to 0, so that `SCHEDOP_block` sleeps
+    /// until the next event. Done before looking at the ports, so none is missed.
+    fn acknowledge(&self) {
+        use core::sync::atomic::Ordering::AcqRel;
+        let field = |name| xen_abi::field(xen_abi::xen::VcpuInfo::FIELDS, name).expect("field exists").offset as u64;
+        // evtchn_upcall_pending is the first byte of the first word (the mask, the second
+        // byte, stays as it is).
+        self.word(field("evtchn_upcall_pending")).fetch_and(!0xff, AcqRel);
+        self.word(field("evtchn_pending_sel")).swap(0, AcqRel);
     }
 }
 
@@ -244,6 +270,7 @@ pub fn run(modules: Vec<BootModule>, ram_end: u64, options: &Options) -> ! {
         (0..plans.len()).filter_map(|i| start(&plans, i, options.rebuild - 1, &mut xenstored)).collect();
 
     loop {
+        events.acknowledge();
         events.clear(dom_exc);
         events.clear(console_virq);
         for port in xenstored.ports() {
@@ -251,12 +278,13 @@ pub fn run(modules: Vec<BootModule>, ram_end: u64, options: &Options) -> ! {
         }
         xenstored.service();
         for s in served.iter_mut() {
-            events.clear(s.local_port);
+            events.clear(s.local_port.number());
             drain_console(s);
         }
         let infos = domain_infos();
         let mut again = Vec::new();
         served.retain_mut(|s| {
+            let Some(infos) = &infos else { return true };
             let info = infos.iter().find(|i| i.domain == s.domid);
             let ended = info.is_none_or(|i| i.flags & (DOMINF_SHUTDOWN | DOMINF_DYING) != 0);
             if ended {
@@ -281,11 +309,7 @@ pub fn run(modules: Vec<BootModule>, ram_end: u64, options: &Options) -> ! {
             info!("no domains left; exit-when-idle: shutting down");
             hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
         }
-        let mut ports: Vec<u32> = served.iter().map(|s| s.local_port).chain(xenstored.ports()).collect();
-        ports.push(dom_exc);
-        ports.push(console_virq);
-        if let Err(e) = hypercall::poll(&ports, 0) {
-            info!("poll failed: {e}");
-        }
+        // Until any of our channels fires (SCHEDOP_poll would cap them at 128).
+        hypercall::block();
     }
 }

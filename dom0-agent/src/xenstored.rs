@@ -24,7 +24,7 @@ struct Ring {
     page: SharedRing,
     xs: XenstoreConnection,
     /// Our end of the domain's xenstore channel.
-    local_port: u32,
+    local_port: hypercall::LocalPort,
 }
 
 /// What the builder knows about a new domain, for its store entries.
@@ -141,7 +141,7 @@ impl Xenstored {
 
     /// Our ends of the rings' event channels, to wait on.
     pub fn ports(&self) -> impl Iterator<Item = u32> + '_ {
-        self.rings.iter().map(|r| r.local_port)
+        self.rings.iter().map(|r| r.local_port.number())
     }
 
     /// Acts on what the store asked for.
@@ -247,7 +247,7 @@ impl Xenstored {
                 }
             }
             if ring.xs.take_notify() {
-                let _ = hypercall::send(ring.local_port);
+                let _ = hypercall::send(ring.local_port.number());
             }
         }
     }

@@ -216,3 +216,22 @@ fn xenstore_over_the_ring_and_a_misbehaving_client_harms_nobody_else() {
     agent_line(&r, &format!("xenstored: domain {}: ", abuser.id));
     no_frame_leaked(&r);
 }
+
+/// More domains than one `getdomaininfolist` page (64) and more event channels than one
+/// `SCHEDOP_poll` takes (128): the agent serves them all and misses no end.
+#[test]
+fn sixty_six_domains_at_once() {
+    let domains: Vec<DomainSpec> = (0..66).map(|i| guest(&format!("g{i}"), "test=spin ms=200").memory_mib(4)).collect();
+    let r = Vm::agent_domains("agent_66_domains", &qemu_tests::image(), CMDLINE, &domains)
+        .smp(2)
+        .memory("1G")
+        .timeout_secs(300)
+        .run();
+    r.assert_success();
+    for i in 0..66 {
+        let d = checks::domain_shut_down(&r, &format!("g{i}"), "poweroff");
+        agent_line(&r, &format!("domain {} (g{i}) ended: poweroff; destroying it", d.id));
+    }
+    checks::domains_done(&r, 67, 0);
+    no_frame_leaked(&r);
+}

@@ -77,7 +77,7 @@ impl fmt::Display for BootInfoError {
 }
 
 pub const MAX_MEMORY_REGIONS: usize = 128;
-pub const MAX_MODULES: usize = 32;
+pub const MAX_MODULES: usize = 128;
 pub const CMDLINE_CAPACITY: usize = 2048;
 pub const MODULE_CMDLINE_CAPACITY: usize = 512;
 

@@ -8,7 +8,7 @@ use crate::start_info::{guest_memmap, write_start_info, MemmapEntry, Module, Sta
 use crate::{GuestMemory, LoadError, GUEST_MEMMAP_MAX_ENTRIES};
 
 /// Most boot modules [`place_boot_data`] handles.
-pub const MAX_BOOT_MODULES: usize = 16;
+pub const MAX_BOOT_MODULES: usize = 128;
 /// Room kept after the modules for the start info, module list, memory map and strings.
 pub const START_INFO_ROOM: u64 = 16 * PAGE;
 const PAGE: u64 = 4096;
