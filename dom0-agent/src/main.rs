@@ -123,12 +123,41 @@ fn init_heap(start: u64, end: u64) {
 
 extern "C" {
     static __agent_virt_end: u8;
+    static agent_stack: u8;
+}
+
+/// What an untouched stack word holds (see [`paint_stack`]).
+const STACK_PAINT: u64 = 0x5a5a_5a5a_5a5a_5a5a;
+
+/// Fills the unused part of the stack with [`STACK_PAINT`], to measure later how deep it got.
+fn paint_stack() {
+    let bottom = core::ptr::addr_of!(agent_stack) as usize;
+    let here = &bottom as *const usize as usize;
+    let mut at = bottom;
+    while at + 8 < here - 256 {
+        // SAFETY: `[bottom, here - 256)` is the part of our own stack below the current
+        // frame (with a margin for this function's locals): unused, ours to write.
+        unsafe { core::ptr::write_volatile(at as *mut u64, STACK_PAINT) };
+        at += 8;
+    }
+}
+
+/// Bytes of stack never used so far (above the bottom, still painted).
+pub fn stack_headroom() -> usize {
+    let bottom = core::ptr::addr_of!(agent_stack) as usize;
+    let mut at = bottom;
+    // SAFETY: reads of our own stack area, at or below the deepest frame ever used.
+    while unsafe { core::ptr::read_volatile(at as *const u64) } == STACK_PAINT {
+        at += 8;
+    }
+    at - bottom
 }
 
 /// Called by `boot.S` with the start info's physical address and our load displacement.
 #[no_mangle]
 extern "C" fn agent_main(start_info_pa: u64, displacement: u64) -> ! {
     hypercall::init();
+    paint_stack();
     let virt_end = core::ptr::addr_of!(__agent_virt_end) as u64;
     let image_end_phys = virt_end - 0xffff_ffff_8000_0000 + displacement;
     let (si, ram_end, used_end) = boot_extent(start_info_pa);

@@ -268,6 +268,7 @@ pub fn run(modules: Vec<BootModule>, ram_end: u64, options: &Options) -> ! {
     let plans = plans(&modules);
     let mut served: Vec<Served> =
         (0..plans.len()).filter_map(|i| start(&plans, i, options.rebuild - 1, &mut xenstored)).collect();
+    info!("stack headroom after building: {} KiB", crate::stack_headroom() / 1024);
 
     loop {
         events.acknowledge();

@@ -147,6 +147,9 @@ impl NestedFormat for NptFormat {
 
 pub static NPT_FORMAT: NptFormat = NptFormat;
 
+/// `VMEXIT_SHUTDOWN`.
+const SHUTDOWN_EXIT_CODE: u64 = 0x7f;
+
 /// Which vCPU (by unique id) last ran on each CPU, to know when the TLB must be flushed.
 static LAST_VCPU_ON_CPU: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(usize::MAX) }; MAX_CPUS];
 
@@ -156,6 +159,8 @@ pub struct SvmVcpu {
     unique_id: usize,
     /// An event whose delivery a #VMEXIT interrupted: it must be delivered first.
     reinject: Option<EventInjection>,
+    /// The CPU this vCPU last ran on.
+    last_cpu: Option<usize>,
 }
 
 // SAFETY: the VMCB page is owned by this structure and only touched by whichever CPU
@@ -165,7 +170,7 @@ unsafe impl Send for SvmVcpu {}
 impl SvmVcpu {
     pub fn new(nested_root: PhysAddr, unique_id: usize) -> Option<Self> {
         let vmcb = frames::alloc_zeroed()?;
-        let mut vcpu = SvmVcpu { vmcb, unique_id, reinject: None };
+        let mut vcpu = SvmVcpu { vmcb, unique_id, reinject: None, last_cpu: None };
         vcpu.init_vmcb(nested_root);
         Some(vcpu)
     }
@@ -292,7 +297,11 @@ impl HardwareVcpu for SvmVcpu {
         let cpu = percpu::current_index();
         let host_vmcb = HOST_VMCB[cpu].load(Ordering::Acquire);
         assert!(host_vmcb != 0, "SVM not enabled on CPU{cpu}");
-        let flush = LAST_VCPU_ON_CPU[cpu].swap(self.unique_id, Ordering::Relaxed) != self.unique_id;
+        // Every vCPU uses ASID 1: flush if another vCPU ran here since, or this one ran on
+        // another CPU since it was last here (what this CPU cached for it may be stale: the
+        // guest changed its page tables, or its nested ones changed, meanwhile).
+        let another_ran_here = LAST_VCPU_ON_CPU[cpu].swap(self.unique_id, Ordering::Relaxed) != self.unique_id;
+        let flush = another_ran_here || self.last_cpu.replace(cpu) != Some(cpu);
         let reinject = self.reinject.take();
         {
             let vmcb = self.vmcb();
@@ -309,6 +318,8 @@ impl HardwareVcpu for SvmVcpu {
             }
             vmcb.control.clean_bits = 0;
         }
+        let injected = self.vmcb().control.event_injection;
+        let unique_id = self.unique_id;
         // SAFETY: the VMCB is fully initialised and owned by this vCPU; the host VMCB
         // belongs to this CPU; interrupts are disabled by the caller (GIF handling is
         // inside the routine) and `regs` is exclusively borrowed.
@@ -321,6 +332,25 @@ impl HardwareVcpu for SvmVcpu {
         regs.rip = vmcb.save.rip;
         regs.rflags = vmcb.save.rflags;
         let interrupted = EventInjection(vmcb.control.exit_int_info);
+        if vmcb.control.exit_code == SHUTDOWN_EXIT_CODE {
+            // What the guest's state was when it shut down, for the crash report's reader.
+            log::warn!(
+                "vCPU #{} shutdown on CPU{cpu}: injected {injected:#x} exitintinfo {:#x} rsp {:#x} rflags {:#x} \
+                 cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} idtr {:#x}/{:#x} cs {:#x}/{:#x} tlb_flushed {flush}",
+                unique_id,
+                vmcb.control.exit_int_info,
+                vmcb.save.rsp,
+                vmcb.save.rflags,
+                vmcb.save.cr0,
+                vmcb.save.cr3,
+                vmcb.save.cr4,
+                vmcb.save.efer,
+                vmcb.save.idtr.base,
+                vmcb.save.idtr.limit,
+                vmcb.save.cs.selector,
+                vmcb.save.cs.attributes
+            );
+        }
         let exit = exit::decode(&vmcb.control, regs);
         if interrupted.is_valid() {
             self.reinject = Some(interrupted);
