@@ -96,9 +96,11 @@ pub fn handle(vcpu: &Vcpu, exec: &mut Exec, exit: VmExit) -> Action {
             vcpu.domain.crash(
                 "memory",
                 format!(
-                    "{access} guest-physical {gpa:#x}, outside its {} MiB of RAM (RIP {:#x})",
+                    "{access} guest-physical {gpa:#x}, outside its {} MiB of RAM (RIP {:#x}, RSP {:#x}, CR3 {:#x})",
                     vcpu.domain.ram.size() >> 20,
-                    exec.regs.rip
+                    exec.regs.rip,
+                    exec.regs.rsp,
+                    exec.hw.paging_state().cr3
                 ),
             );
             Action::Stop
