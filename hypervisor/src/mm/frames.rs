@@ -12,6 +12,47 @@ use x86_64::PhysAddr;
 
 static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
 
+/// Frames the CPUs use for good (SVM host-save areas, host VMCBs): freeing one is a bug
+/// that would hand the hardware's own save area to a guest, so it is refused loudly.
+static PINNED: Mutex<heapless_pins::Pins> = Mutex::new(heapless_pins::Pins::new());
+
+mod heapless_pins {
+    /// A small fixed set of frame addresses.
+    pub struct Pins {
+        frames: [u64; 256],
+        len: usize,
+    }
+
+    impl Pins {
+        pub const fn new() -> Self {
+            Pins { frames: [0; 256], len: 0 }
+        }
+
+        pub fn add(&mut self, pa: u64) {
+            assert!(self.len < self.frames.len(), "too many pinned frames");
+            self.frames[self.len] = pa;
+            self.len += 1;
+        }
+
+        /// Whether any pinned frame lies in `[start, end)`.
+        pub fn any_in(&self, start: u64, end: u64) -> Option<u64> {
+            self.frames[..self.len].iter().copied().find(|&f| (start..end).contains(&f))
+        }
+    }
+}
+
+/// Marks `pa` as a frame that must never be freed (see [`PINNED`]).
+pub fn pin(pa: PhysAddr) {
+    PINNED.lock().add(pa.as_u64());
+}
+
+#[track_caller]
+fn check_not_pinned(start: u64, count: u64) {
+    if let Some(f) = PINNED.lock().any_in(start, start + count * FRAME_SIZE) {
+        panic!("freeing pinned frame {f:#x} (freeing {count} frame(s) at {start:#x})");
+    }
+}
+
 /// Physical memory reachable through the boot stub's identity map.
 const IDENTITY_LIMIT: u64 = 4 << 30;
 
@@ -97,7 +138,9 @@ pub fn alloc_contiguous(count: u64, align_frames: u64) -> Option<PhysAddr> {
 }
 
 /// Returns a frame. Freeing a frame that is not allocated is a hypervisor bug.
+#[track_caller]
 pub fn free(pa: PhysAddr) {
+    check_not_pinned(pa.as_u64(), 1);
     if let Err(e) = with(|b| b.free(pa.as_u64())) {
         panic!("freeing frame {:#x}: {e}", pa.as_u64());
     }
@@ -110,7 +153,9 @@ pub fn tracked_frames() -> u64 {
 }
 
 /// Returns a run from [`alloc_contiguous`].
+#[track_caller]
 pub fn free_contiguous(pa: PhysAddr, count: u64) {
+    check_not_pinned(pa.as_u64(), count);
     if let Err(e) = with(|b| b.free_contiguous(pa.as_u64(), count)) {
         panic!("freeing {count} frames at {:#x}: {e}", pa.as_u64());
     }

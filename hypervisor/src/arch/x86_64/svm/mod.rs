@@ -65,6 +65,8 @@ pub fn enable_this_cpu() {
     unsafe { Efer::update(|e| e.insert(EferFlags::SECURE_VIRTUAL_MACHINE_ENABLE)) };
     let hsave = frames::alloc_zeroed().expect("out of memory for the SVM host-save area");
     let host_vmcb = frames::alloc_zeroed().expect("out of memory for the host VMCB");
+    frames::pin(hsave);
+    frames::pin(host_vmcb);
     // SAFETY: VM_HSAVE_PA takes the physical address of a 4 KiB page the CPU owns for good.
     unsafe { Msr::new(MSR_VM_HSAVE_PA).write(hsave.as_u64()) };
     // SAFETY: the host VMCB is a page owned by this CPU; VMSAVE stores the current FS, GS,
