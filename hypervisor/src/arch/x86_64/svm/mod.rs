@@ -67,6 +67,7 @@ pub fn enable_this_cpu() {
     let host_vmcb = frames::alloc_zeroed().expect("out of memory for the host VMCB");
     frames::pin(hsave);
     frames::pin(host_vmcb);
+    log::info!("CPU{cpu}: SVM host-save area {:#x}, host VMCB {:#x}", hsave.as_u64(), host_vmcb.as_u64());
     // SAFETY: VM_HSAVE_PA takes the physical address of a 4 KiB page the CPU owns for good.
     unsafe { Msr::new(MSR_VM_HSAVE_PA).write(hsave.as_u64()) };
     // SAFETY: the host VMCB is a page owned by this CPU; VMSAVE stores the current FS, GS,
@@ -322,6 +323,7 @@ impl HardwareVcpu for SvmVcpu {
         }
         let injected = self.vmcb().control.event_injection;
         let unique_id = self.unique_id;
+        let vmcb_pa = self.vmcb.as_u64();
         // SAFETY: the VMCB is fully initialised and owned by this vCPU; the host VMCB
         // belongs to this CPU; interrupts are disabled by the caller (GIF handling is
         // inside the routine) and `regs` is exclusively borrowed.
@@ -337,7 +339,7 @@ impl HardwareVcpu for SvmVcpu {
         if vmcb.control.exit_code == SHUTDOWN_EXIT_CODE {
             // What the guest's state was when it shut down, for the crash report's reader.
             log::warn!(
-                "vCPU #{} shutdown on CPU{cpu}: injected {injected:#x} exitintinfo {:#x} rsp {:#x} rflags {:#x} \
+                "vCPU #{} (VMCB {vmcb_pa:#x}) shutdown on CPU{cpu}: injected {injected:#x} exitintinfo {:#x} rsp {:#x} rflags {:#x} \
                  cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} idtr {:#x}/{:#x} cs {:#x}/{:#x} tlb_flushed {flush}",
                 unique_id,
                 vmcb.control.exit_int_info,
