@@ -6,6 +6,7 @@
 use crate::mm::guest::GuestRam;
 use crate::vcpu::Exec;
 use crate::virt::PagingState;
+use alloc::string::String;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadGuestAddress(pub u64);
@@ -86,6 +87,46 @@ pub fn translate(ram: &GuestRam, paging: &PagingState, gva: u64) -> Result<u64, 
         return Err(bad);
     }
     Ok((pte & 0xffff_f000) | (gva & 0xfff))
+}
+
+/// How `gva` translates under 4-level paging, level by level, for a crash report: each
+/// table's guest-physical address and the entry used; where the walk stops, why, with a
+/// look at the table (a table of zeros was never written or was wiped).
+pub fn describe_walk(ram: &GuestRam, paging: &PagingState, gva: u64) -> String {
+    use core::fmt::Write;
+    let mut out = String::new();
+    if paging.cr0 & CR0_PG == 0 || paging.efer & EFER_LMA == 0 {
+        let _ = write!(out, "{gva:#x}: not in 4-level paging");
+        return out;
+    }
+    let _ = write!(out, "{gva:#x}:");
+    let mut table = paging.cr3 & ADDRESS_MASK;
+    for level in (1..=4u32).rev() {
+        let index = (gva >> (12 + 9 * (level - 1))) & 0x1ff;
+        let Ok(entry) = read_u64(ram, table + index * 8, gva) else {
+            let _ = write!(out, " L{level} table {table:#x} is not RAM");
+            return out;
+        };
+        let _ = write!(out, " L{level}[{index}]@{table:#x}={entry:#x}");
+        let (by_owner, by_nested) = (ram.translate(table).map(|p| p.as_u64()), ram.nested_lookup(table));
+        if by_owner != by_nested {
+            let _ = write!(out, " (table's host frame {by_owner:x?}, but the nested table says {by_nested:x?})");
+        }
+        if entry & PRESENT == 0 {
+            let mut page = [0u8; 4096];
+            if ram.read(table, &mut page).is_ok() {
+                let present = page.chunks_exact(8).filter(|e| e[0] & 1 != 0).count();
+                let nonzero = page.iter().filter(|&&b| b != 0).count();
+                let _ = write!(out, " not present; table has {present} present entries, {nonzero} non-zero bytes");
+            }
+            return out;
+        }
+        if (level == 3 || level == 2) && entry & PAGE_SIZE_BIT != 0 {
+            return out;
+        }
+        table = entry & ADDRESS_MASK;
+    }
+    out
 }
 
 /// Splits `[gva, gva + len)` at guest page boundaries and translates each piece.

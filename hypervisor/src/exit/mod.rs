@@ -106,7 +106,19 @@ pub fn handle(vcpu: &Vcpu, exec: &mut Exec, exit: VmExit) -> Action {
             Action::Stop
         }
         VmExit::TripleFault => {
-            vcpu.domain.crash("triple-fault", format!("vCPU {} triple-faulted at RIP {:#x}", vcpu.id, exec.regs.rip));
+            let paging = exec.hw.paging_state();
+            let walk = |gva| crate::guest_access::describe_walk(&vcpu.domain.ram, &paging, gva);
+            vcpu.domain.crash(
+                "triple-fault",
+                format!(
+                    "vCPU {} triple-faulted at RIP {:#x} (CR3 {:#x}); walks: RIP {}; RSP {}",
+                    vcpu.id,
+                    exec.regs.rip,
+                    paging.cr3,
+                    walk(exec.regs.rip),
+                    walk(exec.regs.rsp)
+                ),
+            );
             Action::Stop
         }
         VmExit::EntryFailed { reason } => {
