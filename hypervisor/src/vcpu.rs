@@ -475,7 +475,8 @@ impl Vcpu {
             x86_64::instructions::interrupts::enable();
             match exit::handle(self, exec, exit) {
                 Action::Continue => {}
-                Action::Block if self.has_wake_event() => {}
+                // An interrupt the hardware still holds for the guest ends the block too.
+                Action::Block if exec.hw.event_pending() || self.has_wake_event() => {}
                 Action::Block => break SliceEnd::Blocked,
                 Action::Yield => break SliceEnd::Yielded,
                 Action::Down => break SliceEnd::Down,

@@ -180,6 +180,14 @@ impl Vm {
         self
     }
 
+    /// Round-robin TCG ([`QemuConfig::round_robin`]: one host thread for all CPUs), whatever
+    /// `FERROVISOR_ACCEL` says.
+    pub fn round_robin(mut self) -> Vm {
+        self.config.accel = Accel::Tcg;
+        self.config.round_robin = true;
+        self
+    }
+
     /// The timeout in seconds before `FERROVISOR_TIMEOUT_SCALE` is applied.
     pub fn timeout_secs(mut self, secs: u64) -> Vm {
         self.timeout = Duration::from_secs(secs);

@@ -220,6 +220,10 @@ pub struct QemuConfig {
     /// per instruction executed and skips idle periods at once; the CPU model defaults to
     /// [`ICOUNT_CPU`] and the RTC is [`ICOUNT_RTC`], so that runs repeat exactly.
     pub icount: bool,
+    /// One host thread runs all the CPUs in turn (`-accel tcg,thread=single`, TCG only):
+    /// QEMU's CPU loop is then interrupted constantly (every switch between CPUs), which
+    /// exposes emulation paths that multi-threaded TCG reaches only rarely.
+    pub round_robin: bool,
     /// Extra arguments appended last.
     pub extra_args: Vec<OsString>,
 }
@@ -237,6 +241,7 @@ impl QemuConfig {
             cpu: None,
             console: Console::Captured,
             icount: false,
+            round_robin: false,
             extra_args: Vec::new(),
         }
     }
@@ -249,7 +254,7 @@ impl QemuConfig {
         push("q35");
         let [accel_opt, accel, cpu_opt, default_cpu] = self.accel.args();
         push(accel_opt);
-        if self.icount {
+        if self.icount || self.round_robin {
             push("tcg,thread=single");
         } else {
             push(accel);
@@ -399,6 +404,15 @@ mod tests {
             ),
             "{joined}"
         );
+    }
+
+    #[test]
+    fn round_robin_is_single_threaded_tcg_without_icount() {
+        let mut c = QemuConfig::new(Boot::Cdrom { iso: "/x.iso".into(), firmware: Firmware::Bios });
+        c.round_robin = true;
+        let joined = strs(&c).join(" ");
+        assert!(joined.starts_with("-machine q35 -accel tcg,thread=single -cpu max -smp"), "{joined}");
+        assert!(!joined.contains("-icount"), "{joined}");
     }
 
     #[test]

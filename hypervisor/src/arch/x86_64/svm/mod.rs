@@ -14,7 +14,7 @@ pub mod vmcb;
 
 use self::vmcb::{EventInjection, Intercept1, Intercept2, InterruptControl, Segment, TlbControl, Vmcb};
 use crate::arch::x86_64::percpu::{self, MAX_CPUS};
-use crate::mm::{frames, phys_to_virt};
+use crate::mm::{frames, paging, phys_to_virt};
 use crate::virt::{GuestRegs, HardwareVcpu, NestedFormat, PagingState, SegmentState, StartState, VmExit};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use raw_cpuid::cpuid;
@@ -160,10 +160,14 @@ static LAST_VCPU_ON_CPU: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(usi
 pub struct SvmVcpu {
     vmcb: PhysAddr,
     unique_id: usize,
-    /// An event whose delivery a #VMEXIT interrupted: it must be delivered first.
+    /// An exception whose delivery a #VMEXIT interrupted: it must be delivered first.
     reinject: Option<EventInjection>,
+    /// The vector of the virtual interrupt (V_IRQ) handed to the guest and not yet taken.
+    virtual_interrupt: Option<u8>,
     /// The CPU this vCPU last ran on.
     last_cpu: Option<usize>,
+    /// The previous exit (code, info 1, info 2, guest RIP), for reports of a broken one.
+    last_exit: [u64; 4],
 }
 
 // SAFETY: the VMCB page is owned by this structure and only touched by whichever CPU
@@ -173,7 +177,8 @@ unsafe impl Send for SvmVcpu {}
 impl SvmVcpu {
     pub fn new(nested_root: PhysAddr, unique_id: usize) -> Option<Self> {
         let vmcb = frames::alloc_zeroed()?;
-        let mut vcpu = SvmVcpu { vmcb, unique_id, reinject: None, last_cpu: None };
+        let mut vcpu =
+            SvmVcpu { vmcb, unique_id, reinject: None, virtual_interrupt: None, last_cpu: None, last_exit: [0; 4] };
         vcpu.init_vmcb(nested_root);
         Some(vcpu)
     }
@@ -253,9 +258,13 @@ impl HardwareVcpu for SvmVcpu {
 
     fn reset_to_real_mode(&mut self, vector: u8) {
         self.reinject = None;
+        self.virtual_interrupt = None;
         let c = &mut self.vmcb().control;
         c.event_injection = 0;
         c.interrupt_shadow = 0;
+        c.interrupt_control &=
+            !(InterruptControl::V_IRQ | InterruptControl::V_IGN_TPR | InterruptControl::V_INTR_VECTOR);
+        c.intercept1 &= !Intercept1::VINTR;
         let s = &mut self.vmcb().save;
         let data = Segment::new(0, 0x93, 0xffff, 0);
         s.cs = Segment::new(u16::from(vector) << 8, 0x9b, 0xffff, u64::from(vector) << 12);
@@ -328,6 +337,28 @@ impl HardwareVcpu for SvmVcpu {
         // belongs to this CPU; interrupts are disabled by the caller (GIF handling is
         // inside the routine) and `regs` is exclusively borrowed.
         unsafe { world_switch(regs, self.vmcb.as_u64(), host_vmcb) };
+        let vmcb = self.vmcb_ref();
+        let this_exit = [vmcb.control.exit_code, vmcb.control.exit_info1, vmcb.control.exit_info2, vmcb.save.rip];
+        if holds_host_state(&vmcb.save) {
+            let previous_exit = self.last_exit;
+            log::error!(
+                "vCPU #{unique_id} (VMCB {vmcb_pa:#x}) on CPU{cpu}: the #VMEXIT saved the host's state (RIP {:#x}, RSP {:#x}, \
+                 CR3 {:#x}) as the guest's; exit code {:#x} info {:#x}/{:#x} exitintinfo {:#x}; injected {injected:#x}; \
+                 previous exit (code, info, info, RIP) {previous_exit:#x?}",
+                vmcb.save.rip,
+                vmcb.save.rsp,
+                vmcb.save.cr3,
+                vmcb.control.exit_code,
+                vmcb.control.exit_info1,
+                vmcb.control.exit_info2,
+                vmcb.control.exit_int_info
+            );
+            self.last_exit = this_exit;
+            return VmExit::EntryFailed {
+                reason: "the #VMEXIT saved the host's state as the guest's (emulator fault)",
+            };
+        }
+        self.last_exit = this_exit;
         let vmcb = self.vmcb();
         vmcb.control.tlb_control = TlbControl::DoNothing as u8;
         vmcb.control.event_injection = 0;
@@ -340,12 +371,13 @@ impl HardwareVcpu for SvmVcpu {
             // What the guest's state was when it shut down, for the crash report's reader.
             log::warn!(
                 "vCPU #{} (VMCB {vmcb_pa:#x}) shutdown on CPU{cpu}: injected {injected:#x} exitintinfo {:#x} rsp {:#x} rflags {:#x} \
-                 cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} idtr {:#x}/{:#x} cs {:#x}/{:#x} tlb_flushed {flush}",
+                 cr0 {:#x} cr2 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} idtr {:#x}/{:#x} cs {:#x}/{:#x} tlb_flushed {flush}",
                 unique_id,
                 vmcb.control.exit_int_info,
                 vmcb.save.rsp,
                 vmcb.save.rflags,
                 vmcb.save.cr0,
+                vmcb.save.cr2,
                 vmcb.save.cr3,
                 vmcb.save.cr4,
                 vmcb.save.efer,
@@ -356,7 +388,14 @@ impl HardwareVcpu for SvmVcpu {
             );
         }
         let exit = exit::decode(&vmcb.control, regs);
-        if interrupted.is_valid() {
+        let interrupt_taken = !vmcb.control.interrupt_control.contains(InterruptControl::V_IRQ);
+        if self.virtual_interrupt.is_some() && interrupt_taken {
+            self.virtual_interrupt = None;
+        }
+        if interrupted.is_external_interrupt() {
+            // Taken, but its delivery did not finish: offer it again.
+            self.inject_interrupt(interrupted.vector());
+        } else if interrupted.is_valid() {
             self.reinject = Some(interrupted);
         }
         exit
@@ -396,11 +435,22 @@ impl HardwareVcpu for SvmVcpu {
     }
 
     fn event_pending(&self) -> bool {
-        self.reinject.is_some()
+        self.reinject.is_some() || self.virtual_interrupt.is_some()
     }
 
+    /// Interrupts go in as virtual interrupts (V_IRQ), which the CPU delivers when the
+    /// guest can take them, rather than through EVENTINJ: QEMU (7.2 to at least 10.0)
+    /// delivers an interrupt injected with EVENTINJ a second time, on the handler's first
+    /// instruction, whenever its CPU loop is kicked before the guest's next exit, and a
+    /// Linux guest interrupted in user mode then runs its handler with the user's GS.
     fn inject_interrupt(&mut self, vector: u8) {
-        self.vmcb().control.event_injection = EventInjection::external_interrupt(vector).0;
+        let c = &mut self.vmcb().control;
+        c.interrupt_control &= !InterruptControl::V_INTR_VECTOR;
+        c.interrupt_control |= InterruptControl::V_IRQ
+            | InterruptControl::V_IGN_TPR
+            | InterruptControl::from_bits_retain(u64::from(vector) << 32);
+        c.intercept1 &= !Intercept1::VINTR;
+        self.virtual_interrupt = Some(vector);
     }
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
@@ -412,6 +462,11 @@ impl HardwareVcpu for SvmVcpu {
     }
 
     fn set_interrupt_window_exiting(&mut self, enabled: bool) {
+        if self.virtual_interrupt.is_some() {
+            // V_IRQ carries an interrupt already; the next exit after the guest takes it
+            // offers the next one.
+            return;
+        }
         let c = &mut self.vmcb().control;
         if enabled {
             // A virtual interrupt that ignores the TPR: the CPU exits (VINTR) as soon as
@@ -441,6 +496,16 @@ const _: () = assert!(core::mem::offset_of!(GuestRegs, rbx) == 8);
 extern "C" {
     /// Runs the guest until its next #VMEXIT (`boot`-style routine in the asm below).
     fn svm_world_switch(regs: *mut GuestRegs, guest_vmcb: u64, host_vmcb: u64);
+    /// Where the host resumes after VMRUN (the RIP VMRUN saves as the host's).
+    static svm_world_switch_resume: u8;
+}
+
+/// Whether a VMCB's state-save area holds this host's state at the point it resumes after
+/// VMRUN, instead of the guest's: the #VMEXIT saved the wrong state (an emulator bug seen
+/// under QEMU's multi-threaded TCG). Resuming the guest from it would run hypervisor code
+/// with the hypervisor's page tables as the guest.
+fn holds_host_state(save: &vmcb::StateSaveArea) -> bool {
+    save.rip == core::ptr::addr_of!(svm_world_switch_resume) as u64 && save.cr3 == paging::kernel_pml4()
 }
 
 /// # Safety
@@ -489,6 +554,8 @@ svm_world_switch:
     sti
     vmload rax
     vmrun rax
+.global svm_world_switch_resume
+svm_world_switch_resume:
     vmsave rax
     mov rax, [rsp]
     mov [rax + 8], rbx

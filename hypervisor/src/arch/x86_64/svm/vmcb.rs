@@ -53,6 +53,8 @@ bitflags! {
     pub struct InterruptControl: u64 {
         const V_IRQ = 1 << 8;
         const V_IGN_TPR = 1 << 20;
+        /// V_INTR_VECTOR, bits 39:32: the vector a virtual interrupt (V_IRQ) delivers.
+        const V_INTR_VECTOR = 0xff << 32;
         /// Physical interrupts are masked by the host's RFLAGS.IF while the guest runs,
         /// and the guest's IF only masks virtual interrupts.
         const V_INTR_MASKING = 1 << 24;
@@ -76,10 +78,7 @@ impl EventInjection {
     const ERROR_CODE_VALID: u64 = 1 << 11;
     const TYPE_INTERRUPT: u64 = 0 << 8;
     const TYPE_EXCEPTION: u64 = 3 << 8;
-
-    pub fn external_interrupt(vector: u8) -> Self {
-        EventInjection(Self::VALID | Self::TYPE_INTERRUPT | u64::from(vector))
-    }
+    const TYPE_MASK: u64 = 7 << 8;
 
     pub fn exception(vector: u8, error_code: Option<u32>) -> Self {
         let mut value = Self::VALID | Self::TYPE_EXCEPTION | u64::from(vector);
@@ -91,6 +90,18 @@ impl EventInjection {
 
     pub fn is_valid(self) -> bool {
         self.0 & Self::VALID != 0
+    }
+
+    pub fn vector(self) -> u8 {
+        self.0 as u8
+    }
+
+    /// An external (maskable) interrupt. QEMU records a virtual interrupt whose delivery
+    /// an exit interrupted as an "exception" with its vector (32 or above), which no real
+    /// exception has, so that counts as an interrupt too.
+    pub fn is_external_interrupt(self) -> bool {
+        let kind = self.0 & Self::TYPE_MASK;
+        self.is_valid() && (kind == Self::TYPE_INTERRUPT || (kind == Self::TYPE_EXCEPTION && self.vector() >= 32))
     }
 }
 
