@@ -354,9 +354,7 @@ impl HardwareVcpu for SvmVcpu {
                 vmcb.control.exit_int_info
             );
             self.last_exit = this_exit;
-            return VmExit::EntryFailed {
-                reason: "the #VMEXIT saved the host's state as the guest's (emulator fault)",
-            };
+            return VmExit::EntryFailed { reason: "the #VMEXIT saved the host's own state as the guest's" };
         }
         self.last_exit = this_exit;
         let vmcb = self.vmcb();
@@ -501,9 +499,9 @@ extern "C" {
 }
 
 /// Whether a VMCB's state-save area holds this host's state at the point it resumes after
-/// VMRUN, instead of the guest's: the #VMEXIT saved the wrong state (an emulator bug seen
-/// under QEMU's multi-threaded TCG). Resuming the guest from it would run hypervisor code
-/// with the hypervisor's page tables as the guest.
+/// VMRUN, instead of the guest's: the #VMEXIT saved the wrong state (seen rarely with dom0
+/// under QEMU's multi-threaded TCG; cause not found yet). Resuming the guest from it would
+/// run hypervisor code with the hypervisor's page tables as the guest.
 fn holds_host_state(save: &vmcb::StateSaveArea) -> bool {
     save.rip == core::ptr::addr_of!(svm_world_switch_resume) as u64 && save.cr3 == paging::kernel_pml4()
 }
