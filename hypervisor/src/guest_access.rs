@@ -38,21 +38,7 @@ pub fn translate(ram: &GuestRam, paging: &PagingState, gva: u64) -> Result<u64, 
     }
     let bad = BadGuestAddress(gva);
     if paging.efer & EFER_LMA != 0 {
-        // 4-level paging: PML4 -> PDPT -> PD -> PT.
-        let mut table = paging.cr3 & ADDRESS_MASK;
-        for level in (1..=4u32).rev() {
-            let index = (gva >> (12 + 9 * (level - 1))) & 0x1ff;
-            let entry = read_u64(ram, table + index * 8, gva)?;
-            if entry & PRESENT == 0 {
-                return Err(bad);
-            }
-            if (level == 3 || level == 2) && entry & PAGE_SIZE_BIT != 0 {
-                let page = 1u64 << (12 + 9 * (level - 1));
-                return Ok((entry & ADDRESS_MASK & !(page - 1)) | (gva & (page - 1)));
-            }
-            table = entry & ADDRESS_MASK;
-        }
-        return Ok(table | (gva & 0xfff));
+        return walk_4_level(ram, paging.cr3, gva, |_| {}).map_err(|_| bad);
     }
     let gva = gva & 0xffff_ffff;
     if paging.cr4 & CR4_PAE != 0 {
@@ -89,9 +75,45 @@ pub fn translate(ram: &GuestRam, paging: &PagingState, gva: u64) -> Result<u64, 
     Ok((pte & 0xffff_f000) | (gva & 0xfff))
 }
 
+/// One entry read by [`walk_4_level`]: its level (4 = PML4), the table's guest-physical
+/// address, the index in it and the entry.
+struct WalkStep {
+    level: u32,
+    table: u64,
+    index: u64,
+    entry: u64,
+}
+
+/// Where [`walk_4_level`] stopped: a table outside the domain's RAM, or a not-present entry.
+enum WalkStop {
+    TableNotRam { level: u32, table: u64 },
+    NotPresent { table: u64 },
+}
+
+/// Walks 4-level paging (PML4 -> PDPT -> PD -> PT, 1 GiB and 2 MiB pages) from `cr3` for
+/// `gva`, showing `visit` every entry it reads; the guest-physical address of `gva`.
+fn walk_4_level(ram: &GuestRam, cr3: u64, gva: u64, mut visit: impl FnMut(&WalkStep)) -> Result<u64, WalkStop> {
+    let mut table = cr3 & ADDRESS_MASK;
+    for level in (1..=4u32).rev() {
+        let index = (gva >> (12 + 9 * (level - 1))) & 0x1ff;
+        let entry = read_u64(ram, table + index * 8, gva).map_err(|_| WalkStop::TableNotRam { level, table })?;
+        visit(&WalkStep { level, table, index, entry });
+        if entry & PRESENT == 0 {
+            return Err(WalkStop::NotPresent { table });
+        }
+        if (level == 3 || level == 2) && entry & PAGE_SIZE_BIT != 0 {
+            let page = 1u64 << (12 + 9 * (level - 1));
+            return Ok((entry & ADDRESS_MASK & !(page - 1)) | (gva & (page - 1)));
+        }
+        table = entry & ADDRESS_MASK;
+    }
+    Ok(table | (gva & 0xfff))
+}
+
 /// How `gva` translates under 4-level paging, level by level, for a crash report: each
-/// table's guest-physical address and the entry used; where the walk stops, why, with a
-/// look at the table (a table of zeros was never written or was wiped).
+/// table's guest-physical address and the entry used, flagged where the table's frame
+/// differs from what the nested table maps; where the walk stops, why, with a look at the
+/// table (a table of zeros was never written or was wiped).
 pub fn describe_walk(ram: &GuestRam, paging: &PagingState, gva: u64) -> String {
     use core::fmt::Write;
     let mut out = String::new();
@@ -100,31 +122,27 @@ pub fn describe_walk(ram: &GuestRam, paging: &PagingState, gva: u64) -> String {
         return out;
     }
     let _ = write!(out, "{gva:#x}:");
-    let mut table = paging.cr3 & ADDRESS_MASK;
-    for level in (1..=4u32).rev() {
-        let index = (gva >> (12 + 9 * (level - 1))) & 0x1ff;
-        let Ok(entry) = read_u64(ram, table + index * 8, gva) else {
-            let _ = write!(out, " L{level} table {table:#x} is not RAM");
-            return out;
-        };
+    let stop = walk_4_level(ram, paging.cr3, gva, |step| {
+        let WalkStep { level, table, index, entry } = *step;
         let _ = write!(out, " L{level}[{index}]@{table:#x}={entry:#x}");
         let (by_owner, by_nested) = (ram.translate(table).map(|p| p.as_u64()), ram.nested_lookup(table));
         if by_owner != by_nested {
             let _ = write!(out, " (table's host frame {by_owner:x?}, but the nested table says {by_nested:x?})");
         }
-        if entry & PRESENT == 0 {
+    });
+    match stop {
+        Ok(_) => {}
+        Err(WalkStop::TableNotRam { level, table }) => {
+            let _ = write!(out, " L{level} table {table:#x} is not RAM");
+        }
+        Err(WalkStop::NotPresent { table }) => {
             let mut page = [0u8; 4096];
             if ram.read(table, &mut page).is_ok() {
                 let present = page.chunks_exact(8).filter(|e| e[0] & 1 != 0).count();
                 let nonzero = page.iter().filter(|&&b| b != 0).count();
                 let _ = write!(out, " not present; table has {present} present entries, {nonzero} non-zero bytes");
             }
-            return out;
         }
-        if (level == 3 || level == 2) && entry & PAGE_SIZE_BIT != 0 {
-            return out;
-        }
-        table = entry & ADDRESS_MASK;
     }
     out
 }

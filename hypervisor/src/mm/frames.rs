@@ -14,30 +14,28 @@ static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
 
 /// Frames the CPUs use for good (SVM host-save areas, host VMCBs): freeing one is a bug
 /// that would hand the hardware's own save area to a guest, so it is refused loudly.
-static PINNED: Mutex<heapless_pins::Pins> = Mutex::new(heapless_pins::Pins::new());
+static PINNED: Mutex<Pins> = Mutex::new(Pins::new());
 
-mod heapless_pins {
-    /// A small fixed set of frame addresses.
-    pub struct Pins {
-        frames: [u64; 256],
-        len: usize,
+/// A small fixed set of frame addresses.
+struct Pins {
+    frames: [u64; 256],
+    len: usize,
+}
+
+impl Pins {
+    const fn new() -> Self {
+        Pins { frames: [0; 256], len: 0 }
     }
 
-    impl Pins {
-        pub const fn new() -> Self {
-            Pins { frames: [0; 256], len: 0 }
-        }
+    fn add(&mut self, pa: u64) {
+        assert!(self.len < self.frames.len(), "too many pinned frames");
+        self.frames[self.len] = pa;
+        self.len += 1;
+    }
 
-        pub fn add(&mut self, pa: u64) {
-            assert!(self.len < self.frames.len(), "too many pinned frames");
-            self.frames[self.len] = pa;
-            self.len += 1;
-        }
-
-        /// Whether any pinned frame lies in `[start, end)`.
-        pub fn any_in(&self, start: u64, end: u64) -> Option<u64> {
-            self.frames[..self.len].iter().copied().find(|&f| (start..end).contains(&f))
-        }
+    /// Whether any pinned frame lies in `[start, end)`.
+    fn any_in(&self, start: u64, end: u64) -> Option<u64> {
+        self.frames[..self.len].iter().copied().find(|&f| (start..end).contains(&f))
     }
 }
 

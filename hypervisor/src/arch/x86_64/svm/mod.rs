@@ -162,8 +162,6 @@ pub struct SvmVcpu {
     unique_id: usize,
     /// An exception whose delivery a #VMEXIT interrupted: it must be delivered first.
     reinject: Option<EventInjection>,
-    /// The vector of the virtual interrupt (V_IRQ) handed to the guest and not yet taken.
-    virtual_interrupt: Option<u8>,
     /// The CPU this vCPU last ran on.
     last_cpu: Option<usize>,
     /// The previous exit (code, info 1, info 2, guest RIP), for reports of a broken one.
@@ -177,8 +175,7 @@ unsafe impl Send for SvmVcpu {}
 impl SvmVcpu {
     pub fn new(nested_root: PhysAddr, unique_id: usize) -> Option<Self> {
         let vmcb = frames::alloc_zeroed()?;
-        let mut vcpu =
-            SvmVcpu { vmcb, unique_id, reinject: None, virtual_interrupt: None, last_cpu: None, last_exit: [0; 4] };
+        let mut vcpu = SvmVcpu { vmcb, unique_id, reinject: None, last_cpu: None, last_exit: [0; 4] };
         vcpu.init_vmcb(nested_root);
         Some(vcpu)
     }
@@ -228,6 +225,22 @@ impl SvmVcpu {
         c.nested_control = 1; // NP_ENABLE
         c.nested_cr3 = nested_root.as_u64();
     }
+
+    /// Whether V_IRQ holds an interrupt for the guest that it has not taken yet (the CPU
+    /// clears V_IRQ when it takes it). V_IRQ with the VINTR intercept is only the
+    /// interrupt-window request.
+    fn virtual_interrupt_pending(&self) -> bool {
+        let c = &self.vmcb_ref().control;
+        c.interrupt_control.contains(InterruptControl::V_IRQ) && !c.intercept1.contains(Intercept1::VINTR)
+    }
+
+    /// Clears V_IRQ, whether it held an interrupt or an interrupt-window request.
+    fn withdraw_virtual_interrupt(&mut self) {
+        let c = &mut self.vmcb().control;
+        c.interrupt_control &=
+            !(InterruptControl::V_IRQ | InterruptControl::V_IGN_TPR | InterruptControl::V_INTR_VECTOR);
+        c.intercept1 &= !Intercept1::VINTR;
+    }
 }
 
 impl HardwareVcpu for SvmVcpu {
@@ -258,13 +271,10 @@ impl HardwareVcpu for SvmVcpu {
 
     fn reset_to_real_mode(&mut self, vector: u8) {
         self.reinject = None;
-        self.virtual_interrupt = None;
+        self.withdraw_virtual_interrupt();
         let c = &mut self.vmcb().control;
         c.event_injection = 0;
         c.interrupt_shadow = 0;
-        c.interrupt_control &=
-            !(InterruptControl::V_IRQ | InterruptControl::V_IGN_TPR | InterruptControl::V_INTR_VECTOR);
-        c.intercept1 &= !Intercept1::VINTR;
         let s = &mut self.vmcb().save;
         let data = Segment::new(0, 0x93, 0xffff, 0);
         s.cs = Segment::new(u16::from(vector) << 8, 0x9b, 0xffff, u64::from(vector) << 12);
@@ -336,7 +346,7 @@ impl HardwareVcpu for SvmVcpu {
         // SAFETY: the VMCB is fully initialised and owned by this vCPU; the host VMCB
         // belongs to this CPU; interrupts are disabled by the caller (GIF handling is
         // inside the routine) and `regs` is exclusively borrowed.
-        unsafe { world_switch(regs, self.vmcb.as_u64(), host_vmcb) };
+        unsafe { world_switch(regs, vmcb_pa, host_vmcb) };
         let vmcb = self.vmcb_ref();
         let this_exit = [vmcb.control.exit_code, vmcb.control.exit_info1, vmcb.control.exit_info2, vmcb.save.rip];
         if holds_host_state(&vmcb.save) {
@@ -386,10 +396,6 @@ impl HardwareVcpu for SvmVcpu {
             );
         }
         let exit = exit::decode(&vmcb.control, regs);
-        let interrupt_taken = !vmcb.control.interrupt_control.contains(InterruptControl::V_IRQ);
-        if self.virtual_interrupt.is_some() && interrupt_taken {
-            self.virtual_interrupt = None;
-        }
         if interrupted.is_external_interrupt() {
             // Taken, but its delivery did not finish: offer it again.
             self.inject_interrupt(interrupted.vector());
@@ -433,7 +439,7 @@ impl HardwareVcpu for SvmVcpu {
     }
 
     fn event_pending(&self) -> bool {
-        self.reinject.is_some() || self.virtual_interrupt.is_some()
+        self.reinject.is_some() || self.virtual_interrupt_pending()
     }
 
     /// Interrupts go in as virtual interrupts (V_IRQ), which the CPU delivers when the
@@ -448,7 +454,6 @@ impl HardwareVcpu for SvmVcpu {
             | InterruptControl::V_IGN_TPR
             | InterruptControl::from_bits_retain(u64::from(vector) << 32);
         c.intercept1 &= !Intercept1::VINTR;
-        self.virtual_interrupt = Some(vector);
     }
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
@@ -460,20 +465,19 @@ impl HardwareVcpu for SvmVcpu {
     }
 
     fn set_interrupt_window_exiting(&mut self, enabled: bool) {
-        if self.virtual_interrupt.is_some() {
+        if self.virtual_interrupt_pending() {
             // V_IRQ carries an interrupt already; the next exit after the guest takes it
             // offers the next one.
             return;
         }
-        let c = &mut self.vmcb().control;
         if enabled {
             // A virtual interrupt that ignores the TPR: the CPU exits (VINTR) as soon as
             // the guest can take an interrupt; the real one is then injected.
+            let c = &mut self.vmcb().control;
             c.interrupt_control |= InterruptControl::V_IRQ | InterruptControl::V_IGN_TPR;
             c.intercept1 |= Intercept1::VINTR;
         } else {
-            c.interrupt_control &= !(InterruptControl::V_IRQ | InterruptControl::V_IGN_TPR);
-            c.intercept1 &= !Intercept1::VINTR;
+            self.withdraw_virtual_interrupt();
         }
     }
 
