@@ -338,6 +338,7 @@ impl BochsVm {
             elapsed,
             timeout,
             stall: None,
+            cpu_state: None,
         };
         result.print_finished(&serial_path);
         result

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::domain::{self, DomainSpec};
 use crate::domain_log::{self, DomainReport, DomainsDone};
 use crate::iso::{self, Module};
+use crate::monitor;
 use crate::qemu::{self, Accel, Boot, Console, Firmware, QemuConfig};
 use crate::selftest::{self, SelftestLine};
 use crate::util::tail_lines;
@@ -212,8 +213,12 @@ impl Vm {
         &self.config
     }
 
-    /// Boots, waits for QEMU to exit or the timeout, and returns what happened.
-    pub fn run(self) -> RunResult {
+    /// Boots, waits for QEMU to exit or the timeout, and returns what happened. A run that
+    /// times out or stalls has its CPUs' state read through the monitor before QEMU is killed
+    /// ([`RunResult::cpu_state`], also written to `cpu-state.txt`).
+    pub fn run(mut self) -> RunResult {
+        let monitor = (self.config.console == Console::Captured).then(monitor::socket_path);
+        self.config.monitor = monitor.clone();
         let timeout = self.timeout.mul_f64(crate::timeout_scale());
         let stall = self.stall.map(|s| s.mul_f64(crate::timeout_scale()));
         let serial_path = self.dir.join("serial.log");
@@ -243,16 +248,8 @@ impl Vm {
         let outcome = loop {
             match guard.0.try_wait() {
                 Ok(Some(status)) => break status.code().map_or(Outcome::Signaled, Outcome::Exited),
-                Ok(None) if start.elapsed() >= timeout => {
-                    let _ = guard.0.kill();
-                    let _ = guard.0.wait();
-                    break Outcome::TimedOut;
-                }
-                Ok(None) if stall.is_some_and(|s| grew_at.elapsed() >= s) => {
-                    let _ = guard.0.kill();
-                    let _ = guard.0.wait();
-                    break Outcome::Stalled;
-                }
+                Ok(None) if start.elapsed() >= timeout => break Outcome::TimedOut,
+                Ok(None) if stall.is_some_and(|s| grew_at.elapsed() >= s) => break Outcome::Stalled,
                 Ok(None) => {
                     thread::sleep(Duration::from_millis(25));
                     if let Some((trigger, text)) = &typing {
@@ -277,6 +274,22 @@ impl Vm {
             }
         };
         let elapsed = start.elapsed();
+        let cpu_state = matches!(outcome, Outcome::TimedOut | Outcome::Stalled).then(|| {
+            let state = match &monitor {
+                Some(socket) => {
+                    monitor::dump_cpus(socket).unwrap_or_else(|e| format!("(the monitor did not answer: {e})"))
+                }
+                None => "(no monitor on an interactive console)".to_owned(),
+            };
+            let path = self.dir.join("cpu-state.txt");
+            fs::write(&path, &state).unwrap_or_else(|e| panic!("[{}] writing {}: {e}", self.name, path.display()));
+            state
+        });
+        let _ = guard.0.kill();
+        let _ = guard.0.wait();
+        if let Some(socket) = &monitor {
+            let _ = fs::remove_file(socket);
+        }
         let serial = String::from_utf8_lossy(&fs::read(&serial_path).unwrap_or_default()).into_owned();
         let qemu_stderr = String::from_utf8_lossy(&fs::read(&stderr_path).unwrap_or_default()).into_owned();
         let result = RunResult {
@@ -289,6 +302,7 @@ impl Vm {
             elapsed,
             timeout,
             stall,
+            cpu_state,
         };
         result.print_finished(&serial_path);
         result
@@ -329,6 +343,9 @@ pub struct RunResult {
     pub timeout: Duration,
     /// The (scaled) stall timeout that applied, if any.
     pub stall: Option<Duration>,
+    /// For a run that timed out or stalled: every CPU's registers as QEMU's monitor showed
+    /// them just before the kill ([`crate::monitor::dump_cpus`]).
+    pub cpu_state: Option<String>,
 }
 
 impl RunResult {
@@ -559,6 +576,12 @@ impl RunResult {
             }
         }
         r.push_str("---- end of serial log\n");
+        if let Some(state) = &self.cpu_state {
+            r.push_str(&format!(
+                "---- CPU state when it was killed ({}):\n{state}\n---- end of CPU state\n",
+                self.dir.join("cpu-state.txt").display()
+            ));
+        }
         r
     }
 }

@@ -41,6 +41,7 @@ pub mod image;
 pub mod initramfs;
 pub mod iso;
 pub mod linux;
+pub mod monitor;
 pub mod qemu;
 pub mod selftest;
 pub mod util;

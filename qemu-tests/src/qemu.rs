@@ -193,7 +193,8 @@ pub enum Boot {
 pub enum Console {
     /// On the terminal with the QEMU monitor multiplexed (Ctrl-A X quits).
     Interactive,
-    /// Serial on QEMU's stdout (redirect it to a file), no display, no monitor.
+    /// Serial on QEMU's stdout (redirect it to a file), no display; the monitor on
+    /// [`QemuConfig::monitor`]'s socket if given, else none.
     Captured,
 }
 
@@ -224,6 +225,9 @@ pub struct QemuConfig {
     /// QEMU's CPU loop is then interrupted constantly (every switch between CPUs), which
     /// exposes emulation paths that multi-threaded TCG reaches only rarely.
     pub round_robin: bool,
+    /// A Unix socket for QEMU's human monitor (captured console only), through which a hung
+    /// run's CPU state is read ([`crate::monitor`]).
+    pub monitor: Option<PathBuf>,
     /// Extra arguments appended last.
     pub extra_args: Vec<OsString>,
 }
@@ -242,6 +246,7 @@ impl QemuConfig {
             console: Console::Captured,
             icount: false,
             round_robin: false,
+            monitor: None,
             extra_args: Vec::new(),
         }
     }
@@ -303,9 +308,18 @@ impl QemuConfig {
                 }
             }
             Console::Captured => {
-                for s in ["-display", "none", "-serial", "stdio", "-monitor", "none"] {
+                for s in ["-display", "none", "-serial", "stdio", "-monitor"] {
                     a.push(s.into());
                 }
+                a.push(match &self.monitor {
+                    Some(socket) => {
+                        let mut arg = OsString::from("unix:");
+                        arg.push(socket);
+                        arg.push(",server=on,wait=off");
+                        arg
+                    }
+                    None => "none".into(),
+                });
             }
         }
         a.extend(self.extra_args.iter().cloned());
@@ -361,6 +375,13 @@ mod tests {
         assert_eq!(a[i + 2..i + 4], ["-initrd", "/mod"]);
         assert!(joined.ends_with("-display none -serial stdio -monitor none"));
         assert!(c.command_line().contains("-append 'selftest=boot loglvl=info'"));
+    }
+
+    #[test]
+    fn captured_console_with_a_monitor_socket() {
+        let mut c = QemuConfig::new(Boot::Kernel { image: "/img".into(), cmdline: String::new(), initrd: None });
+        c.monitor = Some("/tmp/x.hmp".into());
+        assert!(strs(&c).join(" ").ends_with("-serial stdio -monitor unix:/tmp/x.hmp,server=on,wait=off"));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Failure paths: the page-fault report, the panic report and an unknown
-//! self-test name, each of which must end with failure status 35.
+//! self-test name, each of which must end with failure status 35; and the harness's own
+//! report of a run that hangs.
 
+use qemu_tests::harness::Outcome;
 use qemu_tests::selftest::{contains_word, has_source_location, mentions_number, number_after};
-use qemu_tests::Vm;
+use qemu_tests::{DomainSpec, Vm};
 
 const FAULT_ADDRESS: u64 = 0x0000_7fff_dead_b000;
 const GENERAL_REGISTERS: [&str; 16] = [
@@ -70,4 +72,29 @@ fn stack_overflow_is_a_reported_double_fault() {
         CPU0_STACK_WINDOW.contains(&cr2),
         format!("CR2={cr2:#x} should be in CPU0's stack window (its guard page): {cr2_line}"),
     );
+}
+
+/// A run that never ends is killed at its timeout, and the failure report says where every
+/// CPU was: their registers, read through QEMU's monitor just before the kill.
+#[test]
+fn a_hung_run_is_reported_with_every_cpus_registers() {
+    let spinner = DomainSpec::new(qemu_tests::test_guest()).name("spinner").cmdline("test=spin ms=3600000");
+    // No `exit-when-idle`: nothing ends this run but the harness.
+    let r = Vm::domains("hung_run_cpu_state", &qemu_tests::image(), "loglvl=info", &[spinner])
+        .smp(2)
+        .timeout_secs(10)
+        .run();
+    r.check(r.outcome == Outcome::TimedOut, format!("expected a timeout, got: {}", r.outcome_text()));
+    let state = r.cpu_state.as_deref().unwrap_or_else(|| r.fail("a timed-out run has no CPU state"));
+    for cpu in ["CPU#0", "CPU#1"] {
+        let registers =
+            state.split(cpu).nth(1).unwrap_or_else(|| r.fail(format!("no {cpu} in the CPU state:\n{state}")));
+        for reg in ["RIP=", "RSP=", "CR3=", "RFL="] {
+            r.check(registers.contains(reg), format!("no {reg} for {cpu} in the CPU state:\n{state}"));
+        }
+    }
+    r.check(state.contains("* CPU #"), format!("no `info cpus` answer in the CPU state:\n{state}"));
+    r.check(r.report().contains(state), "the failure report lacks the CPU state");
+    let saved = std::fs::read_to_string(r.dir.join("cpu-state.txt")).unwrap_or_default();
+    r.check(saved == state, "cpu-state.txt differs from the CPU state in the report");
 }
