@@ -144,6 +144,13 @@ extern "C" fn boot_processor_continue() -> ! {
 
     let online = smp::start_application_processors(&platform.processors, info);
     log::info!("{online} of {usable} CPUs online");
+    if crate::sched::cpus_preferred_over_cpu0() != 0 {
+        let others = if online == 2 { "CPU 1".into() } else { alloc::format!("CPUs 1-{}", online - 1) };
+        log::warn!(
+            "QEMU TCG: guests run on {others}; CPU 0 runs only guests pinned to it (QEMU undoes CPU 0's \
+             VMRUN/#VMEXIT state changes from other CPUs' threads)"
+        );
+    }
     log::info!("boot modules: {}", info.modules().len());
     for (i, module) in info.modules().iter().enumerate() {
         log::info!(

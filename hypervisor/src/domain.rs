@@ -588,6 +588,10 @@ fn validate(config: &DomainConfig) -> Result<(), CreateError> {
     if usable == 0 {
         return bad(alloc::format!("cpus={:#x} names no online CPU (there are {online})", config.affinity));
     }
+    let preferred = crate::sched::cpus_preferred_over_cpu0();
+    if preferred != 0 && usable & preferred == 0 {
+        log::warn!("domain {:?} is pinned to CPU 0, whose SVM state QEMU's TCG may corrupt", config.name);
+    }
     Ok(())
 }
 

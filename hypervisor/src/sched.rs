@@ -7,8 +7,12 @@
 //!
 //! Preemption: the local APIC timer interrupts a running guest every millisecond; the
 //! vCPU loop returns here once its slice is used up.
+//!
+//! Under QEMU's TCG with more than one CPU, CPU 0 runs only vCPUs that may run nowhere
+//! else: QEMU corrupts CPU 0's SVM state from the other CPUs' threads
+//! ([`cpu::cpu0_svm_state_unreliable`]).
 
-use crate::arch::x86_64::{apic, percpu, smp, time, traps};
+use crate::arch::x86_64::{apic, cpu, percpu, smp, time, traps};
 use crate::domain::{self, DEFAULT_WEIGHT};
 use crate::vcpu::{SliceEnd, Vcpu};
 use alloc::sync::Arc;
@@ -139,6 +143,17 @@ pub fn kick_all_cpus() {
     }
 }
 
+/// The online CPUs other than CPU 0 when CPU 0 should run no guest that can run on them
+/// ([`cpu::cpu0_svm_state_unreliable`]); 0 otherwise.
+pub fn cpus_preferred_over_cpu0() -> u64 {
+    let online = smp::online();
+    if online < 2 || !cpu::cpu0_svm_state_unreliable() {
+        return 0;
+    }
+    let all = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    all & !1
+}
+
 /// Picks the next vCPU for `cpu`, marking it running; drops vCPUs of dead domains.
 fn pick(cpu: usize) -> Option<Arc<Vcpu>> {
     let mut queue = QUEUE.lock();
@@ -156,9 +171,10 @@ fn pick(cpu: usize) -> Option<Arc<Vcpu>> {
         }
     }
     let floor = VTIME_FLOOR.load(Ordering::Relaxed);
+    let elsewhere = if cpu == 0 { cpus_preferred_over_cpu0() } else { 0 };
     let mut best: Option<(usize, u64)> = None;
     for (i, v) in queue.iter().enumerate() {
-        if v.sched.affinity & (1 << cpu) == 0 || v.domain.is_paused() {
+        if v.sched.affinity & (1 << cpu) == 0 || v.sched.affinity & elsewhere != 0 || v.domain.is_paused() {
             continue;
         }
         match v.sched.state() {

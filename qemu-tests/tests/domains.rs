@@ -146,6 +146,34 @@ fn timer_wakes_a_halted_guest() {
     checks::domains_done(&r, 1, 0);
 }
 
+/// QEMU's TCG undoes CPU 0's VMRUN/#VMEXIT changes to its nested-paging and GIF state from
+/// any other CPU's thread that restores x87 state (the hypervisor's
+/// `cpu::cpu0_svm_state_unreliable`). A guest restoring x87 state nonstop beside one exiting
+/// nonstop on CPU 0 triple-faulted the host within a second or two; under TCG, guests now
+/// keep off CPU 0 and both run to the end.
+#[test]
+fn x87_restores_beside_exits_leave_cpu0_intact() {
+    let domains = [
+        guest("fpu", "test=spin ms=3000 load=fpu").memory_mib(16),
+        guest("exits", "test=spin ms=3000 load=exits").memory_mib(16),
+    ];
+    let r =
+        Vm::domains("domain_x87_beside_exits", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(120).run();
+    r.assert_success();
+    for name in ["fpu", "exits"] {
+        let d = checks::domain_shut_down(&r, name, "poweroff");
+        let spin = r.guest_line(d.id, "spin");
+        r.check(r.field_u64(&spin, "iterations") > 0, format!("{name} made no progress: {}", spin.raw));
+        if qemu_tests::accel() == qemu_tests::Accel::Tcg {
+            r.check(
+                d.cpus_used == 0b10,
+                format!("{name} ran on CPUs {:#x}, expected CPU 1 only: {}", d.cpus_used, d.raw),
+            );
+        }
+    }
+    checks::domains_done(&r, 2, 0);
+}
+
 /// As many boot-time domains as the boot information takes (32 modules; two spare), all
 /// running at once on two CPUs; every frame comes back. (The 200-domain create/destroy loop
 /// of the issue needs more domains than boot modules can carry.)

@@ -35,6 +35,27 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
     CpuidResult { eax, ebx, ecx, edx }
 }
 
+/// An x87/SSE state image in FXSAVE format.
+#[repr(C, align(16))]
+pub struct FxsaveArea([u8; 512]);
+
+impl FxsaveArea {
+    /// The state the CPU holds now.
+    pub fn current() -> FxsaveArea {
+        let mut area = FxsaveArea([0; 512]);
+        // SAFETY: FXSAVE64 writes exactly the 512 bytes of the 16-byte-aligned area we own.
+        unsafe { asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack, preserves_flags)) };
+        area
+    }
+
+    /// Loads this state into the CPU.
+    pub fn restore(&self) {
+        // SAFETY: the area holds an image FXSAVE64 wrote, so every field is valid to load;
+        // FXRSTOR64 only reads it.
+        unsafe { asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, preserves_flags, readonly)) };
+    }
+}
+
 /// Writes a byte to an I/O port.
 pub fn outb(port: u16, value: u8) {
     // SAFETY: the ports the guest writes (0xE9, COM1, isa-debug-exit) are consoles or the

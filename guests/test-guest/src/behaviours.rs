@@ -7,7 +7,7 @@
 //! | `memtouch` | writes at (end of RAM + 16 MiB) | `GUEST memtouch ram_end= target=`, and `GUEST memtouch survived` if the write returns | the hypervisor must crash it (else crash) |
 //! | `triplefault` | loads an empty IDT and executes `int3` | `GUEST triplefault ...` | the hypervisor must crash it (else crash) |
 //! | `timer` | upcall vector via HVMOP_set_param, 5 × (`set_timer_op(now + 20 ms)`, `sti; hlt` until the upcall) | `GUEST timer wakeup=i elapsed_us=`, `GUEST timer wakeups=5 min_elapsed_us=X` | poweroff, or crash if < 5 wake-ups or any < 20 ms |
-//! | `spin ms=N` | spins on system time until N ms (default 2000) since the guest started | `GUEST spin iterations=N ms= elapsed_us=` | poweroff |
+//! | `spin ms=N [load=exits\|fpu]` | spins on system time until N ms (default 2000) since the guest started; each round also executes a CPUID (`exits`: an exit per round) or 16 FXRSTORs (`fpu`) | `GUEST spin iterations=N ms= elapsed_us=` | poweroff |
 //! | `idle` | `sti; hlt` forever, no timer | `GUEST idle ...` | never |
 //! | `errors [peer=D]` | every hypercall family's error paths against Xen 4.17's answers (see [`crate::errors`]); with a `standby` peer also those about another domain; with 2 vCPUs, VCPUOP_initialise/up/down on vCPU 1 (started in long mode) | `GUEST errors <check>=pass\|fail rc= expected=`, `GUEST errors result=` | poweroff if all pass (with 2 vCPUs by taking the last one down), else crash |
 //! | `standby peer=D` | offers `D` an event channel (and one to someone else), waits for `D`'s event | `GUEST standby ...` | poweroff, crash without the event |
@@ -21,7 +21,7 @@
 //! | `bench` | times `ITERATIONS` bare hypercalls, `xen_version` calls, 4 KiB copies and 4 KiB grant copies from itself (see [`crate::bench`]) | `BENCH name=<figure> cycles=<per op> iterations= [baseline=]` per figure, `GUEST bench <check>=...` | poweroff if every operation succeeded |
 
 use test_guest::abi::*;
-use test_guest::cmdline::Behaviour;
+use test_guest::cmdline::{Behaviour, SpinLoad};
 use test_guest::start_info;
 use xen_abi::cpuid::{
     XEN_CPUID_FIRST_LEAF, XEN_CPUID_SIGNATURE, XEN_HVM_CPUID_DOMID_PRESENT, XEN_HVM_CPUID_VCPU_ID_PRESENT,
@@ -51,7 +51,7 @@ pub fn run(behaviour: Behaviour, boot: &BootInfo, started_ns: u64) -> ! {
         Behaviour::Triplefault => triplefault(),
         Behaviour::Unhandled => unhandled(),
         Behaviour::Timer => timer(),
-        Behaviour::Spin { ms } => spin(ms, started_ns),
+        Behaviour::Spin { ms, load } => spin(ms, load, started_ns),
         Behaviour::Idle => idle(),
         Behaviour::Errors { peer } => crate::errors::run(boot, peer),
         Behaviour::Standby { peer } => crate::interdomain::standby(peer),
@@ -292,12 +292,24 @@ fn timer() -> ! {
     finish(ok)
 }
 
-fn spin(ms: u64, started_ns: u64) -> ! {
+fn spin(ms: u64, load: SpinLoad, started_ns: u64) -> ! {
     let deadline = started_ns.saturating_add(ms.saturating_mul(NS_PER_MS));
+    let fpu_image = arch::FxsaveArea::current();
     let mut iterations = 0u64;
     let mut now;
     loop {
         iterations += 1;
+        match load {
+            SpinLoad::None => {}
+            SpinLoad::Exits => {
+                let _ = arch::cpuid(0, 0);
+            }
+            SpinLoad::FpuRestores => {
+                for _ in 0..16 {
+                    fpu_image.restore();
+                }
+            }
+        }
         now = xen::now_ns();
         if now >= deadline {
             break;

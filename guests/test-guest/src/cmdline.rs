@@ -64,6 +64,18 @@ impl<'a> Cmdline<'a> {
     }
 }
 
+/// Extra work in each round of `test=spin` (`load=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpinLoad {
+    /// Only the time read.
+    None,
+    /// `load=exits`: a CPUID, which the hypervisor intercepts: exits back to back.
+    Exits,
+    /// `load=fpu`: x87 state restores (FXRSTOR), which QEMU's TCG handles by writing CPU
+    /// 0's state from this CPU's thread.
+    FpuRestores,
+}
+
 /// What the guest does after its hello line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
@@ -83,6 +95,8 @@ pub enum Behaviour {
     Spin {
         /// How long.
         ms: u64,
+        /// What each round of the spin does besides reading the time.
+        load: SpinLoad,
     },
     /// `sti; hlt` forever.
     Idle,
@@ -186,6 +200,8 @@ pub enum CmdlineError<'a> {
     UnknownTest(&'a str),
     /// `ms=` is not a number.
     BadMs(&'a str),
+    /// `load=` names no spin load.
+    UnknownLoad(&'a str),
     /// `console=` names no console.
     UnknownConsole(&'a str),
     /// The behaviour needs `peer=`.
@@ -210,6 +226,7 @@ impl fmt::Display for CmdlineError<'_> {
                 f.write_str(")")
             }
             CmdlineError::BadMs(v) => write!(f, "ms={v} is not a number of milliseconds"),
+            CmdlineError::UnknownLoad(v) => write!(f, "unknown load={v} (known: exits fpu)"),
             CmdlineError::UnknownConsole(v) => write!(f, "unknown console={v} (known: e9 com1 xen)"),
             CmdlineError::MissingPeer(test) => write!(f, "test={test} needs peer=<domain id>"),
             CmdlineError::BadNumber { key, value } => write!(f, "{key}={value} is not a valid number for {key}="),
@@ -271,7 +288,13 @@ impl Behaviour {
                     None => DEFAULT_SPIN_MS,
                     Some(v) => parse_u64(v).ok_or(CmdlineError::BadMs(v))?,
                 };
-                Behaviour::Spin { ms }
+                let load = match cmdline.get("load") {
+                    None => SpinLoad::None,
+                    Some("exits") => SpinLoad::Exits,
+                    Some("fpu") => SpinLoad::FpuRestores,
+                    Some(other) => return Err(CmdlineError::UnknownLoad(other)),
+                };
+                Behaviour::Spin { ms, load }
             }
             "idle" => Behaviour::Idle,
             "errors" => Behaviour::Errors { peer: Peer::from_cmdline(cmdline)? },
@@ -350,9 +373,15 @@ mod tests {
         assert_eq!(behaviour("test=triplefault"), Ok(Behaviour::Triplefault));
         assert_eq!(behaviour("test=unhandled"), Ok(Behaviour::Unhandled));
         assert_eq!(behaviour("test=timer"), Ok(Behaviour::Timer));
-        assert_eq!(behaviour("test=spin"), Ok(Behaviour::Spin { ms: DEFAULT_SPIN_MS }));
-        assert_eq!(behaviour("test=spin ms=1500"), Ok(Behaviour::Spin { ms: 1500 }));
-        assert_eq!(behaviour("ms=7  test=spin"), Ok(Behaviour::Spin { ms: 7 }));
+        assert_eq!(behaviour("test=spin"), Ok(Behaviour::Spin { ms: DEFAULT_SPIN_MS, load: SpinLoad::None }));
+        assert_eq!(behaviour("test=spin ms=1500"), Ok(Behaviour::Spin { ms: 1500, load: SpinLoad::None }));
+        assert_eq!(behaviour("ms=7  test=spin"), Ok(Behaviour::Spin { ms: 7, load: SpinLoad::None }));
+        assert_eq!(
+            behaviour("test=spin load=exits"),
+            Ok(Behaviour::Spin { ms: DEFAULT_SPIN_MS, load: SpinLoad::Exits })
+        );
+        assert_eq!(behaviour("test=spin load=fpu ms=9"), Ok(Behaviour::Spin { ms: 9, load: SpinLoad::FpuRestores }));
+        assert_eq!(behaviour("test=spin load=avx"), Err(CmdlineError::UnknownLoad("avx")));
         assert_eq!(behaviour("test=idle"), Ok(Behaviour::Idle));
         assert_eq!(behaviour("test=hello test=timer"), Ok(Behaviour::Timer));
         for name in BEHAVIOURS {

@@ -63,6 +63,23 @@ pub fn running_under_qemu() -> bool {
     matches!(&features().hypervisor, Some(sig) if sig == b"TCGTCGTCGTCG" || sig == b"KVMKVMKVM\0\0\0")
 }
 
+/// True under QEMU's TCG, whose CPU 0 can lose the SVM state its own world switches set.
+///
+/// QEMU (7.2 to at least 10.0, upstream unchanged) clears IGNNE in `first_cpu`'s
+/// `hflags2` whenever *any* CPU restores x87 state (FXRSTOR, XRSTOR, FRSTOR, FLDENV:
+/// `cpu_set_fpus` → `cpu_clear_ignne`), from that CPU's thread, with a plain
+/// read-modify-write and no lock. `hflags2` also holds CPU 0's nested-paging and GIF
+/// bits, which its VMRUN, #VMEXIT, STGI and CLGI change; under multi-threaded TCG such a
+/// change made while another CPU's clear is in flight is undone. CPU 0 then runs the host
+/// with nested paging on (it walks the hypervisor's page tables through a guest's nested
+/// table: a triple fault, or a nested page fault that stores the host's state into the
+/// guest's VMCB), runs a guest without nested paging (a spurious page fault on intact
+/// tables), or stays with GIF clear (no interrupt ever again). Other CPUs are not
+/// affected, so on such a machine guests run on the other CPUs ([`crate::sched`]).
+pub fn cpu0_svm_state_unreliable() -> bool {
+    matches!(&features().hypervisor, Some(sig) if sig == b"TCGTCGTCGTCG")
+}
+
 /// Puts this CPU's control registers in the state the hypervisor relies on: NX usable,
 /// writes to read-only pages fault even in ring 0, global pages for the hypervisor's own
 /// mappings. Every CPU calls it before loading the hypervisor's page tables.
