@@ -152,6 +152,14 @@ impl Vm {
         self
     }
 
+    /// CPUs enough for guests to get `n` of them: `n`, and one more under QEMU's TCG when
+    /// `n > 1`, where the hypervisor keeps guests off CPU 0 (a QEMU erratum: README, "QEMU
+    /// errata the hypervisor works around"). One CPU stays one: CPU 0 then runs guests.
+    pub fn guest_cpus(self, n: u32) -> Vm {
+        let cpu0_kept_out = self.config.accel == Accel::Tcg && n > 1;
+        self.smp(if cpu0_kept_out { n + 1 } else { n })
+    }
+
     /// Memory size (`512M`, `5G`).
     pub fn memory(mut self, size: &str) -> Vm {
         self.config.memory = size.to_owned();

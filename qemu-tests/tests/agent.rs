@@ -34,7 +34,10 @@ fn no_frame_leaked(r: &RunResult) {
 #[test]
 fn agent_builds_domains_relays_output_and_exits_when_idle() {
     let domains = [guest("first", "test=hello"), guest("second", "test=hello").vcpus(2)];
-    let r = Vm::agent_domains("agent_builds", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(180).run();
+    let r = Vm::agent_domains("agent_builds", &qemu_tests::image(), CMDLINE, &domains)
+        .guest_cpus(2)
+        .timeout_secs(180)
+        .run();
     r.assert_success();
     agent_line(&r, "Ferrovisor dom0 agent");
     let dom0 = checks::domain_shut_down(&r, "dom0", "poweroff");
@@ -82,7 +85,7 @@ fn control_interface_refuses_bad_requests_from_dom0() {
     let mut modules = vec![agent];
     modules.extend(guest("after", "test=hello").modules().expect("test guest exists"));
     let r = Vm::iso_in("agent_ctl_checks", dir, &qemu_tests::image(), CMDLINE, &modules, false)
-        .smp(2)
+        .guest_cpus(2)
         .timeout_secs(180)
         .run();
     r.assert_success();
@@ -127,7 +130,7 @@ fn builder_failures_destroy_the_half_built_domain() {
         guest("good", "test=hello"),
     ];
     let r = Vm::agent_domains("agent_builder_failures_run", &qemu_tests::image(), CMDLINE, &domains)
-        .smp(2)
+        .guest_cpus(2)
         .timeout_secs(180)
         .run();
     r.assert_success();
@@ -149,8 +152,10 @@ fn destroying_and_recreating_a_domain_100_times_returns_all_memory() {
     let mut modules =
         vec![qemu_tests::iso::Module::new(qemu_tests::dom0_agent(), "dom0 cmdline=exit-when-idle rebuild=100")];
     modules.extend(guest("again", "test=hello").memory_mib(8).modules().expect("test guest exists"));
-    let r =
-        Vm::iso_in("agent_rebuild", dir, &qemu_tests::image(), CMDLINE, &modules, false).smp(2).timeout_secs(300).run();
+    let r = Vm::iso_in("agent_rebuild", dir, &qemu_tests::image(), CMDLINE, &modules, false)
+        .guest_cpus(2)
+        .timeout_secs(300)
+        .run();
     r.assert_success();
     let runs: Vec<_> = r.domain_reports().into_iter().filter(|d| d.name == "again").collect();
     r.check(runs.len() == 100, format!("expected 100 runs of `again`, got {}", runs.len()));
@@ -163,7 +168,7 @@ fn destroying_and_recreating_a_domain_100_times_returns_all_memory() {
 fn console_input_reaches_the_domain_through_the_agent() {
     let domains = [guest("echo", "test=ring-echo")];
     let r = Vm::agent_domains("agent_console_input", &qemu_tests::image(), CMDLINE, &domains)
-        .smp(2)
+        .guest_cpus(2)
         .serial_input_after("ring-echo: ready", "hello through the ring\n")
         .timeout_secs(180)
         .run();
@@ -181,7 +186,8 @@ fn console_input_reaches_the_domain_through_the_agent() {
 #[test]
 fn a_crashing_domain_leaves_the_host_and_the_other_domains_running() {
     let domains = [guest("crasher", "test=memtouch"), guest("survivor", "test=spin ms=300")];
-    let r = Vm::agent_domains("agent_crash", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(180).run();
+    let r =
+        Vm::agent_domains("agent_crash", &qemu_tests::image(), CMDLINE, &domains).guest_cpus(2).timeout_secs(180).run();
     // A crash makes the run end with failure, after everything was cleaned up.
     r.assert_failure();
     let crasher = checks::domain_crashed(&r, "crasher");
@@ -198,7 +204,10 @@ fn xenstore_over_the_ring_and_a_misbehaving_client_harms_nobody_else() {
     // Domain 1 abuses its ring at the end; domain 2 starts its checks after that.
     let domains =
         [guest("abuser", "test=xenstore peer=2 abuse=1"), guest("bystander", "test=xenstore peer=1 delay_ms=400")];
-    let r = Vm::agent_domains("agent_xenstore", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(180).run();
+    let r = Vm::agent_domains("agent_xenstore", &qemu_tests::image(), CMDLINE, &domains)
+        .guest_cpus(2)
+        .timeout_secs(180)
+        .run();
     r.assert_success();
     for name in ["abuser", "bystander"] {
         let d = checks::domain_shut_down(&r, name, "poweroff");
@@ -223,7 +232,7 @@ fn xenstore_over_the_ring_and_a_misbehaving_client_harms_nobody_else() {
 fn sixty_six_domains_at_once() {
     let domains: Vec<DomainSpec> = (0..66).map(|i| guest(&format!("g{i}"), "test=spin ms=200").memory_mib(4)).collect();
     let r = Vm::agent_domains("agent_66_domains", &qemu_tests::image(), CMDLINE, &domains)
-        .smp(2)
+        .guest_cpus(2)
         .memory("1G")
         .timeout_secs(300)
         .run();

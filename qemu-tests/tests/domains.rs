@@ -19,7 +19,7 @@ fn guest(name: &str, cmdline: &str) -> DomainSpec {
 #[test]
 fn hello_world_through_all_three_paths() {
     let domains = [guest("hello", "test=hello").memory_mib(32)];
-    let r = Vm::domains("domain_hello", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(120).run();
+    let r = Vm::domains("domain_hello", &qemu_tests::image(), CMDLINE, &domains).guest_cpus(2).timeout_secs(120).run();
     r.assert_success();
     let d = checks::domain_shut_down(&r, "hello", "poweroff");
     r.check(d.vcpus == 1, format!("vcpus={}, expected 1: {}", d.vcpus, d.raw));
@@ -53,7 +53,7 @@ const CPUID_CHECKS: [&str; 12] = [
 #[test]
 fn cpuid_leaves_and_msrs() {
     let domains = [guest("cpuid", "test=cpuid").memory_mib(32)];
-    let r = Vm::domains("domain_cpuid", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(120).run();
+    let r = Vm::domains("domain_cpuid", &qemu_tests::image(), CMDLINE, &domains).guest_cpus(2).timeout_secs(120).run();
     let d = r.domain_named("cpuid");
     let lines = r.guest_lines(d.id, "cpuid");
     // Each check line is `GUEST cpuid <check>=pass|fail details...`: the first field.
@@ -90,7 +90,8 @@ fn cpuid_leaves_and_msrs() {
 fn memory_outside_the_guest_crashes_only_that_guest() {
     let domains =
         [guest("toucher", "test=memtouch").memory_mib(32), guest("spinner", "test=spin ms=1000").memory_mib(32)];
-    let r = Vm::domains("domain_memtouch", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(150).run();
+    let r =
+        Vm::domains("domain_memtouch", &qemu_tests::image(), CMDLINE, &domains).guest_cpus(2).timeout_secs(150).run();
     r.assert_failure();
     let toucher = checks::domain_crashed(&r, "toucher");
     let spinner = checks::domain_shut_down(&r, "spinner", "poweroff");
@@ -114,7 +115,10 @@ fn memory_outside_the_guest_crashes_only_that_guest() {
 #[test]
 fn triple_fault_crashes_only_that_guest() {
     let domains = [guest("tripler", "test=triplefault").memory_mib(32), guest("hello", "test=hello").memory_mib(32)];
-    let r = Vm::domains("domain_triplefault", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(120).run();
+    let r = Vm::domains("domain_triplefault", &qemu_tests::image(), CMDLINE, &domains)
+        .guest_cpus(2)
+        .timeout_secs(120)
+        .run();
     r.assert_failure();
     let tripler = checks::domain_crashed(&r, "tripler");
     r.console_line_where(tripler.id, "`GUEST triplefault ...`", |l| l.starts_with("GUEST triplefault loading"));
@@ -130,7 +134,7 @@ fn triple_fault_crashes_only_that_guest() {
 #[test]
 fn timer_wakes_a_halted_guest() {
     let domains = [guest("timer", "test=timer").memory_mib(32)];
-    let r = Vm::domains("domain_timer", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(120).run();
+    let r = Vm::domains("domain_timer", &qemu_tests::image(), CMDLINE, &domains).guest_cpus(2).timeout_secs(120).run();
     let d = r.domain_named("timer");
     let summary = r
         .guest_lines(d.id, "timer")
@@ -181,7 +185,7 @@ fn x87_restores_beside_exits_leave_cpu0_intact() {
 fn thirty_domains_return_every_frame() {
     const N: usize = 30;
     let domains: Vec<_> = (0..N).map(|i| guest(&format!("many{i}"), "test=hello").memory_mib(4)).collect();
-    let r = Vm::domains("domain_thirty", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(300).run();
+    let r = Vm::domains("domain_thirty", &qemu_tests::image(), CMDLINE, &domains).guest_cpus(2).timeout_secs(300).run();
     r.assert_success();
     let reports = r.domain_reports();
     r.check(reports.len() == N, format!("{} DOMAIN lines, expected {N}", reports.len()));
@@ -199,7 +203,8 @@ fn thirty_domains_return_every_frame() {
 #[test]
 fn unhandled_exit_crashes_only_that_guest() {
     let domains = [guest("invd", "test=unhandled").memory_mib(16), guest("hello", "test=hello").memory_mib(16)];
-    let r = Vm::domains("domain_unhandled", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(120).run();
+    let r =
+        Vm::domains("domain_unhandled", &qemu_tests::image(), CMDLINE, &domains).guest_cpus(2).timeout_secs(120).run();
     r.assert_failure();
     let invd = checks::domain_crashed(&r, "invd");
     r.check(invd.reason == "unhandled-exit", format!("expected reason=unhandled-exit: {}", invd.raw));

@@ -104,7 +104,7 @@ fn kernel_for(builder: Builder) -> PathBuf {
 }
 
 /// The machine that boots `domains` (built by `builder`, from a GRUB ISO in `dir`,
-/// hypervisor command line `cmdline`) on `host_cpus` CPUs with 2 GiB; the run ends after
+/// hypervisor command line `cmdline`) with `host_cpus` CPUs for guests and 2 GiB; the run ends after
 /// `timeout_secs`, or after a minute and a half without serial output.
 fn domus_vm(
     name: &str,
@@ -121,7 +121,7 @@ fn domus_vm(
     };
     // Linux prints all the way, and the xenstore script's barriers wait at most a minute:
     // 90 s of silence means something hangs.
-    vm.smp(host_cpus).memory("2G").timeout_secs(timeout_secs).stall_timeout_secs(90)
+    vm.guest_cpus(host_cpus).memory("2G").timeout_secs(timeout_secs).stall_timeout_secs(90)
 }
 
 /// What every Linux domU run must show for the domain `name`, expected to be domain `domid`

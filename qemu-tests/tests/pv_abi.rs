@@ -43,7 +43,7 @@ fn guest(name: &str, cmdline: &str) -> DomainSpec {
 
 /// Runs the two domains (ids 1 and 2 in this order) on two CPUs.
 fn run_pair(test: &str, first: DomainSpec, second: DomainSpec, timeout_secs: u64) -> RunResult {
-    Vm::domains(test, &qemu_tests::image(), CMDLINE, &[first, second]).smp(2).timeout_secs(timeout_secs).run()
+    Vm::domains(test, &qemu_tests::image(), CMDLINE, &[first, second]).guest_cpus(2).timeout_secs(timeout_secs).run()
 }
 
 /// Domains `first` and `second` got ids 1 and 2 (their partners were told so).

@@ -15,7 +15,10 @@ fn eight_cpu_bound_domains_on_two_cpus() {
     const SPIN_MS: u64 = 1500;
     let names: Vec<String> = (1..=8).map(|i| format!("spin{i}")).collect();
     let domains: Vec<_> = names.iter().map(|n| spinner(n, SPIN_MS)).collect();
-    let r = Vm::domains("sched_eight_on_two", &qemu_tests::image(), CMDLINE, &domains).smp(2).timeout_secs(240).run();
+    let r = Vm::domains("sched_eight_on_two", &qemu_tests::image(), CMDLINE, &domains)
+        .guest_cpus(2)
+        .timeout_secs(240)
+        .run();
     r.assert_success();
     for name in &names {
         let d = checks::domain_shut_down(&r, name, "poweroff");
@@ -76,7 +79,7 @@ fn weights_256_and_512_share_one_cpu_1_to_2() {
 fn two_hundred_domains_created_and_destroyed() {
     let domains = [DomainSpec::new(qemu_tests::test_guest()).memory_mib(4).cmdline("test=hello")];
     let r = Vm::domains("selftest_domains", &qemu_tests::selftest_image(), "selftest=domains loglvl=warn", &domains)
-        .smp(2)
+        .guest_cpus(2)
         .timeout_secs(180)
         .run();
     r.assert_success();
