@@ -179,10 +179,19 @@ fn offer(c: &mut Checks, peer: DomId) -> Option<u32> {
                 Ok(s) => (0, s),
                 Err(rc) => (rc, Default::default()),
             };
+            // The peer, running on another CPU, may bind the port between the two calls.
+            let (offered, taken_by_peer) = (
+                s.status == EVTCHNSTAT_UNBOUND && s.u.unbound_dom() == peer,
+                s.status == EVTCHNSTAT_INTERDOMAIN && s.u.interdomain().0 == peer,
+            );
             c.check(
                 "offer",
-                rc == 0 && s.status == EVTCHNSTAT_UNBOUND && s.u.unbound_dom() == peer,
-                format_args!("port={port} peer={peer} status={} remote={}", s.status, s.u.unbound_dom()),
+                rc == 0 && (offered || taken_by_peer),
+                format_args!(
+                    "port={port} peer={peer} status={} remote={} bound_by_peer={taken_by_peer}",
+                    s.status,
+                    s.u.unbound_dom()
+                ),
             );
             Some(port)
         }
