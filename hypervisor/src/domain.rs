@@ -584,7 +584,7 @@ fn validate(config: &DomainConfig) -> Result<(), CreateError> {
         return bad(alloc::format!("weight={}: need 1 to {MAX_WEIGHT}", config.weight));
     }
     let online = crate::arch::x86_64::smp::online();
-    let usable = config.affinity & if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    let usable = config.affinity & crate::arch::x86_64::smp::online_mask();
     if usable == 0 {
         return bad(alloc::format!("cpus={:#x} names no online CPU (there are {online})", config.affinity));
     }

@@ -146,12 +146,10 @@ pub fn kick_all_cpus() {
 /// The online CPUs other than CPU 0 when CPU 0 should run no guest that can run on them
 /// ([`cpu::cpu0_svm_state_unreliable`]); 0 otherwise.
 pub fn cpus_preferred_over_cpu0() -> u64 {
-    let online = smp::online();
-    if online < 2 || !cpu::cpu0_svm_state_unreliable() {
+    if smp::online() < 2 || !cpu::cpu0_svm_state_unreliable() {
         return 0;
     }
-    let all = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
-    all & !1
+    smp::online_mask() & !1
 }
 
 /// Picks the next vCPU for `cpu`, marking it running; drops vCPUs of dead domains.

@@ -46,6 +46,14 @@ pub fn online() -> usize {
     ONLINE.load(Ordering::Acquire)
 }
 
+/// The online CPUs as a mask (bit N: CPU N), the form of domain affinities.
+pub fn online_mask() -> u64 {
+    match online() {
+        n if n >= 64 => u64::MAX,
+        n => (1u64 << n) - 1,
+    }
+}
+
 /// Sets up per-CPU state on the calling CPU and counts it online.
 fn bring_this_cpu_online(index: usize) {
     let area = percpu::install(index);
