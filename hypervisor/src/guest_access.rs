@@ -111,9 +111,8 @@ fn walk_4_level(ram: &GuestRam, cr3: u64, gva: u64, mut visit: impl FnMut(&WalkS
 }
 
 /// How `gva` translates under 4-level paging, level by level, for a crash report: each
-/// table's guest-physical address and the entry used, flagged where the table's frame
-/// differs from what the nested table maps; where the walk stops, why, with a look at the
-/// table (a table of zeros was never written or was wiped).
+/// table's guest-physical address and the entry used; where the walk stops, why, with a
+/// look at the table (a table of zeros was never written or was wiped).
 pub fn describe_walk(ram: &GuestRam, paging: &PagingState, gva: u64) -> String {
     use core::fmt::Write;
     let mut out = String::new();
@@ -125,10 +124,6 @@ pub fn describe_walk(ram: &GuestRam, paging: &PagingState, gva: u64) -> String {
     let stop = walk_4_level(ram, paging.cr3, gva, |step| {
         let WalkStep { level, table, index, entry } = *step;
         let _ = write!(out, " L{level}[{index}]@{table:#x}={entry:#x}");
-        let (by_owner, by_nested) = (ram.translate(table).map(|p| p.as_u64()), ram.nested_lookup(table));
-        if by_owner != by_nested {
-            let _ = write!(out, " (table's host frame {by_owner:x?}, but the nested table says {by_nested:x?})");
-        }
     });
     match stop {
         Ok(_) => {}

@@ -50,8 +50,8 @@ impl FxsaveArea {
 
     /// Loads this state into the CPU.
     pub fn restore(&self) {
-        // SAFETY: the area holds an image FXSAVE64 wrote, so every field is valid to load;
-        // FXRSTOR64 only reads it.
+        // FXRSTOR64 only reads the area.
+        // SAFETY: the area holds an image FXSAVE64 wrote, so every field is valid to load.
         unsafe { asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, preserves_flags, readonly)) };
     }
 }

@@ -279,26 +279,6 @@ impl GuestRam {
         self.nested.lock().root
     }
 
-    /// The host address the nested page table gives for `gpa` right now (what the CPU
-    /// would use), for crash reports to compare with [`translate`](Self::translate).
-    pub fn nested_lookup(&self, gpa: u64) -> Option<u64> {
-        let nested = self.nested.lock();
-        let mut table = nested.root;
-        for level in (1..=4u32).rev() {
-            let index = ((gpa >> (12 + 9 * (level - 1))) & 0x1ff) as usize;
-            let entry = NestedTable::entries(table)[index];
-            // Present: NPT's P bit, or any of EPT's read/write/execute bits.
-            if entry & 0x7 == 0 {
-                return None;
-            }
-            if level == 2 && entry & PAGE_SIZE_BIT != 0 {
-                return Some((entry & ENTRY_ADDRESS & !(LARGE - 1)) | (gpa & (LARGE - 1)));
-            }
-            table = PhysAddr::new(entry & ENTRY_ADDRESS);
-        }
-        Some(table.as_u64() | (gpa & (FRAME_SIZE - 1)))
-    }
-
     /// Bumped whenever a translation changes; vCPUs flush their TLB when it moved.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

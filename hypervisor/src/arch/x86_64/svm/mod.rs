@@ -164,8 +164,6 @@ pub struct SvmVcpu {
     reinject: Option<EventInjection>,
     /// The CPU this vCPU last ran on.
     last_cpu: Option<usize>,
-    /// The previous exit (code, info 1, info 2, guest RIP), for reports of a broken one.
-    last_exit: [u64; 4],
 }
 
 // SAFETY: the VMCB page is owned by this structure and only touched by whichever CPU
@@ -175,7 +173,7 @@ unsafe impl Send for SvmVcpu {}
 impl SvmVcpu {
     pub fn new(nested_root: PhysAddr, unique_id: usize) -> Option<Self> {
         let vmcb = frames::alloc_zeroed()?;
-        let mut vcpu = SvmVcpu { vmcb, unique_id, reinject: None, last_cpu: None, last_exit: [0; 4] };
+        let mut vcpu = SvmVcpu { vmcb, unique_id, reinject: None, last_cpu: None };
         vcpu.init_vmcb(nested_root);
         Some(vcpu)
     }
@@ -343,18 +341,14 @@ impl HardwareVcpu for SvmVcpu {
         let injected = self.vmcb().control.event_injection;
         let unique_id = self.unique_id;
         let vmcb_pa = self.vmcb.as_u64();
-        // SAFETY: the VMCB is fully initialised and owned by this vCPU; the host VMCB
-        // belongs to this CPU; interrupts are disabled by the caller (GIF handling is
-        // inside the routine) and `regs` is exclusively borrowed.
+        // Interrupts are disabled by the caller; GIF is handled inside the routine.
+        // SAFETY: the VMCB is initialised and this vCPU's, the host VMCB this CPU's, `regs` exclusively borrowed.
         unsafe { world_switch(regs, vmcb_pa, host_vmcb) };
         let vmcb = self.vmcb_ref();
-        let this_exit = [vmcb.control.exit_code, vmcb.control.exit_info1, vmcb.control.exit_info2, vmcb.save.rip];
         if holds_host_state(&vmcb.save) {
-            let previous_exit = self.last_exit;
             log::error!(
                 "vCPU #{unique_id} (VMCB {vmcb_pa:#x}) on CPU{cpu}: the #VMEXIT saved the host's state (RIP {:#x}, RSP {:#x}, \
-                 CR3 {:#x}) as the guest's; exit code {:#x} info {:#x}/{:#x} exitintinfo {:#x}; injected {injected:#x}; \
-                 previous exit (code, info, info, RIP) {previous_exit:#x?}",
+                 CR3 {:#x}) as the guest's; exit code {:#x} info {:#x}/{:#x} exitintinfo {:#x}; injected {injected:#x}",
                 vmcb.save.rip,
                 vmcb.save.rsp,
                 vmcb.save.cr3,
@@ -363,10 +357,8 @@ impl HardwareVcpu for SvmVcpu {
                 vmcb.control.exit_info2,
                 vmcb.control.exit_int_info
             );
-            self.last_exit = this_exit;
             return VmExit::EntryFailed { reason: "the #VMEXIT saved the host's own state as the guest's" };
         }
-        self.last_exit = this_exit;
         let vmcb = self.vmcb();
         vmcb.control.tlb_control = TlbControl::DoNothing as u8;
         vmcb.control.event_injection = 0;
@@ -503,9 +495,11 @@ extern "C" {
 }
 
 /// Whether a VMCB's state-save area holds this host's state at the point it resumes after
-/// VMRUN, instead of the guest's: the #VMEXIT saved the wrong state (seen rarely with dom0
-/// under QEMU's multi-threaded TCG; cause not found yet). Resuming the guest from it would
-/// run hypervisor code with the hypervisor's page tables as the guest.
+/// VMRUN, instead of the guest's: a #VMEXIT taken in host mode saved it there, which QEMU's
+/// TCG does on CPU 0 when another CPU undid that CPU's leaving nested paging
+/// ([`crate::arch::x86_64::cpu::cpu0_svm_state_unreliable`]; guests keep off CPU 0 there,
+/// unless pinned to it). Resuming the guest from it would run hypervisor code with the
+/// hypervisor's page tables as the guest.
 fn holds_host_state(save: &vmcb::StateSaveArea) -> bool {
     save.rip == core::ptr::addr_of!(svm_world_switch_resume) as u64 && save.cr3 == paging::kernel_pml4()
 }
